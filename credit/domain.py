@@ -1,0 +1,208 @@
+"""Tickets, rule verdicts and the decision: pure code, no I/O."""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from credit.errors import ValidationError
+
+MIN_AGE_LIMIT, MAX_AGE_LIMIT = 0, 150
+MAX_VALUE_LIMIT = Decimal("1000000000000")
+REQUEST_FIELDS = ("age", "value")
+
+
+class TicketStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    NOT_APPROVED = "NOT_APPROVED"
+
+
+class RuleStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one rule said about one request."""
+
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """A verdict bound to its ticket and rule: the unit a rule function records."""
+
+    ticket: str
+    rule: str
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class CreditRequest:
+    """A validated request: age in years, value in money with at most two decimals."""
+
+    age: int
+    value: Decimal
+
+    def field(self, name: str) -> int | Decimal:
+        """Return the request field a rule of that name reads."""
+        if name not in REQUEST_FIELDS:
+            raise KeyError(f"no request field named {name!r}")
+        value: int | Decimal = getattr(self, name)
+        return value
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """The ticket as GET /credit-validation shows it."""
+
+    ticket: str
+    status: TicketStatus
+    rules: Mapping[str, tuple[RuleStatus, str]]
+    created_at: datetime
+    decided_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ticket": self.ticket,
+            "status": self.status.value,
+            "rules": {
+                name: {"status": status.value, "reason": reason}
+                for name, (status, reason) in sorted(self.rules.items())
+            },
+            "created_at": iso(self.created_at),
+            "decided_at": iso(self.decided_at) if self.decided_at else None,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @property
+    def decided(self) -> bool:
+        return self.status is not TicketStatus.PENDING
+
+
+def iso(moment: datetime) -> str:
+    """Format a UTC datetime as ISO 8601 with a Z suffix and millisecond precision."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_ticket_id() -> str:
+    """A random UUID4: 122 bits, so guessing a ticket id finds nothing."""
+    return str(uuid.uuid4())
+
+
+def is_ticket_id(candidate: object) -> bool:
+    """True when the value is a canonical lowercase UUID string."""
+    if not isinstance(candidate, str) or len(candidate) != 36:
+        return False
+    try:
+        return str(uuid.UUID(candidate)) == candidate
+    except ValueError:
+        return False
+
+
+def decide(required: Iterable[str], results: Mapping[str, bool]) -> TicketStatus:
+    """Any failed rule rejects at once; all required rules passed approves; else pending."""
+    if any(passed is False for passed in results.values()):
+        return TicketStatus.NOT_APPROVED
+    if all(results.get(rule) is True for rule in required):
+        return TicketStatus.APPROVED
+    return TicketStatus.PENDING
+
+
+def rule_statuses(
+    required: Iterable[str], results: Mapping[str, tuple[bool, str]]
+) -> dict[str, tuple[RuleStatus, str]]:
+    """Per-rule status for the view: recorded verdicts, and PENDING for rules still running."""
+    statuses: dict[str, tuple[RuleStatus, str]] = {}
+    for rule in required:
+        statuses[rule] = (RuleStatus.PENDING, "not evaluated yet")
+    for rule, (passed, reason) in results.items():
+        statuses[rule] = (RuleStatus.PASSED if passed else RuleStatus.FAILED, reason)
+    return statuses
+
+
+def validate_age(raw: object) -> int:
+    """Return the age as an int, or raise ValueError saying what an age must be."""
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ValueError(f"must be an integer from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(raw)}")
+    if not MIN_AGE_LIMIT <= raw <= MAX_AGE_LIMIT:
+        raise ValueError(f"must be from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {raw}")
+    return raw
+
+
+def validate_value(raw: object) -> Decimal:
+    """Return the value as a Decimal, or raise ValueError saying what a value must be."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
+        raise ValueError(f"must be a number greater than 0 and at most 1e12, got {_shown(raw)}")
+    try:
+        amount = raw if isinstance(raw, Decimal) else Decimal(str(raw))
+    except InvalidOperation as exc:  # pragma: no cover - str(int|float) always parses
+        raise ValueError(f"must be a number, got {_shown(raw)}") from exc
+    if not amount.is_finite():
+        raise ValueError("must be a finite number")
+    if amount <= 0 or amount > MAX_VALUE_LIMIT:
+        raise ValueError(f"must be greater than 0 and at most 1e12, got {amount}")
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        raise ValueError(f"must have at most 2 decimal places, got {amount}")
+    return amount
+
+
+def validate_request(payload: object) -> CreditRequest:
+    """Check a decoded POST body against the contract, reporting every bad field at once."""
+    if not isinstance(payload, dict):
+        raise ValidationError({"body": f"must be a JSON object, got {_kind(payload)}"})
+    problems: dict[str, str] = {}
+    unknown = sorted(set(payload) - set(REQUEST_FIELDS))
+    if unknown:
+        problems["body"] = "has unknown field(s): " + ", ".join(unknown)
+    checked: dict[str, Any] = {}
+    for name, check in (("age", validate_age), ("value", validate_value)):
+        if name not in payload:
+            problems[name] = "is required"
+            continue
+        try:
+            checked[name] = check(payload[name])
+        except ValueError as exc:
+            problems[name] = str(exc)
+    if problems:
+        raise ValidationError(problems)
+    return CreditRequest(age=checked["age"], value=checked["value"])
+
+
+def json_number(amount: int | Decimal) -> int | float:
+    """Money as a JSON number: exact, since at most 15 significant digits survive a float."""
+    if isinstance(amount, int):
+        return amount
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def _kind(raw: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(raw), "null" if raw is None else "a number"
+    )
+
+
+def _shown(raw: object) -> str:
+    text = json.dumps(raw, default=str)
+    return f"{_kind(raw)} {text[:40]}" if not isinstance(raw, int | float | Decimal) else text[:40]

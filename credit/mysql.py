@@ -1,0 +1,363 @@
+"""MySQL, the system of record: tickets, rule results, the outbox and set-aside messages."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pymysql
+import pymysql.cursors
+
+from credit import settings
+from credit.domain import (
+    CreditRequest,
+    RuleResult,
+    TicketStatus,
+    TicketView,
+    decide,
+    rule_statuses,
+    utcnow,
+)
+from credit.errors import StoreUnavailable
+from credit.messages import RuleMessage
+
+LOGGER = logging.getLogger(__name__)
+
+Connection = pymysql.connections.Connection
+ConnectionFactory = Callable[[], Connection]
+
+DRIVER_ERRORS = (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message no ticket can be found for, kept with the reason for a person to inspect."""
+
+    source: str
+    message_id: str | None
+    body: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    message: RuleMessage
+    attempts: int
+
+
+def connect_kwargs(url: str | None = None) -> dict[str, Any]:
+    """Translate mysql://user:password@host:port/database into pymysql.connect arguments."""
+    parts = urlsplit(settings.get(settings.MYSQL_URL, url))
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise settings.SettingsError(f"{settings.MYSQL_URL} must start with mysql://, got {url!r}")
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "database": parts.path.lstrip("/") or "credit",
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "connect_timeout": 3,
+        "read_timeout": 30,
+        "write_timeout": 30,
+    }
+
+
+def describe(url: str | None = None) -> str:
+    """The URL with any password hidden, for messages a person reads."""
+    kwargs = connect_kwargs(url)
+    return f"mysql://{kwargs['user']}@{kwargs['host']}:{kwargs['port']}/{kwargs['database']}"
+
+
+def connect(url: str | None = None, database: bool = True) -> Connection:
+    """Open one connection; a failure names the URL tried, without the password."""
+    kwargs = connect_kwargs(url)
+    if not database:
+        kwargs.pop("database")
+    try:
+        return pymysql.connect(**kwargs)
+    except DRIVER_ERRORS as exc:
+        raise StoreUnavailable(f"MySQL is not reachable at {describe(url)}: {exc}") from exc
+
+
+def migrate(url: str | None = None) -> list[str]:
+    """Create the database if missing and apply every migration not applied yet; idempotent."""
+    name = connect_kwargs(url)["database"]
+    server = connect(url, database=False)
+    try:
+        with server.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{_identifier(name)}`")
+    finally:
+        server.close()
+    conn = connect(url)
+    applied: list[str] = []
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME(6) NOT NULL)"
+            )
+            cursor.execute("SELECT name FROM schema_migrations")
+            done = {row[0] for row in cursor.fetchall()}
+            for script in sorted(resources.files("credit.migrations").iterdir(), key=lambda p: p.name):
+                if not script.name.endswith(".sql") or script.name in done:
+                    continue
+                for statement in _statements(script.read_text()):
+                    cursor.execute(statement)
+                cursor.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (%s, %s)",
+                    (script.name, _db_time(utcnow())),
+                )
+                applied.append(script.name)
+                LOGGER.info("applied migration %s", script.name)
+    finally:
+        conn.close()
+    return applied
+
+
+class TicketStore:
+    """Reads and writes tickets; one lazily opened connection per thread, reopened after errors."""
+
+    def __init__(self, url: str | None = None, factory: ConnectionFactory | None = None) -> None:
+        self._url = url
+        self._factory = factory or (lambda: connect(url))
+        self._local = threading.local()
+
+    @contextmanager
+    def _cursor(self, transaction: bool = False) -> Iterator[pymysql.cursors.Cursor]:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = self._factory()
+                self._local.conn = conn
+            if transaction:
+                conn.begin()
+            with conn.cursor() as cursor:
+                yield cursor
+            if transaction:
+                conn.commit()
+        except DRIVER_ERRORS as exc:
+            self._discard(conn)
+            raise StoreUnavailable(f"MySQL failed: {exc}") from exc
+        except BaseException:
+            if transaction and conn is not None:
+                try:
+                    conn.rollback()
+                except DRIVER_ERRORS:
+                    self._discard(conn)
+            raise
+
+    def _discard(self, conn: Connection | None) -> None:
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - already broken; closing is best effort
+                LOGGER.debug("closing a broken MySQL connection failed", exc_info=True)
+
+    def ping(self) -> None:
+        with self._cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    def create_ticket(
+        self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
+    ) -> TicketView:
+        """Insert the ticket and its outbox messages in one transaction."""
+        now = utcnow()
+        rules = tuple(message.rule for message in messages)
+        with self._cursor(transaction=True) as cursor:
+            cursor.execute(
+                "INSERT INTO tickets (id, age, value, status, required_rules, created_at)"
+                " VALUES (%s, %s, %s, 'PENDING', %s, %s)",
+                (ticket, request.age, request.value, ",".join(rules), _db_time(now)),
+            )
+            cursor.executemany(
+                "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES (%s, %s, %s, %s)",
+                [(m.ticket, m.rule, m.body, _db_time(now)) for m in messages],
+            )
+        return TicketView(ticket, TicketStatus.PENDING, rule_statuses(rules, {}), now)
+
+    def get_view(self, ticket: str) -> TicketView | None:
+        with self._cursor() as cursor:
+            views = self._views(cursor, [ticket])
+        return views.get(ticket)
+
+    def get_request(self, ticket: str) -> CreditRequest | None:
+        """The stored age and value of a ticket, to check a decision against the rules."""
+        with self._cursor() as cursor:
+            cursor.execute("SELECT age, value FROM tickets WHERE id = %s", (ticket,))
+            row = cursor.fetchone()
+        return CreditRequest(age=int(row[0]), value=Decimal(row[1])) if row else None
+
+    def record_results(
+        self, results: Sequence[RuleResult], rejected: Sequence[Rejected] = ()
+    ) -> tuple[list[TicketView], list[RuleResult]]:
+        """Record verdicts and decide their tickets in one transaction with the tickets locked.
+
+        Returns the views of the touched tickets and the results whose ticket does not exist.
+        A verdict already recorded for (ticket, rule) is kept; a decided ticket never changes.
+        """
+        tickets = sorted({result.ticket for result in results})
+        now = _db_time(utcnow())
+        with self._cursor(transaction=True) as cursor:
+            known: dict[str, tuple[str, str]] = {}
+            if tickets:
+                cursor.execute(
+                    "SELECT id, status, required_rules FROM tickets WHERE id IN %s"
+                    " ORDER BY id FOR UPDATE",
+                    (tickets,),
+                )
+                known = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+            orphans = [r for r in results if r.ticket not in known]
+            recordable = [r for r in results if r.ticket in known]
+            if recordable:
+                cursor.executemany(
+                    "INSERT IGNORE INTO rule_results (ticket_id, rule, passed, reason, recorded_at)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(r.ticket, r.rule, r.passed, r.reason[:512], now) for r in recordable],
+                )
+                self._decide(cursor, known, now)
+            if rejected:
+                self._set_aside(cursor, rejected)
+            views = self._views(cursor, sorted(known)) if known else {}
+        return list(views.values()), orphans
+
+    def set_aside(self, rejected: Sequence[Rejected]) -> None:
+        if rejected:
+            with self._cursor(transaction=True) as cursor:
+                self._set_aside(cursor, rejected)
+
+    def rejected_messages(self, source: str | None = None) -> list[Rejected]:
+        with self._cursor() as cursor:
+            if source is None:
+                cursor.execute("SELECT source, message_id, body, reason FROM rejected_messages")
+            else:
+                cursor.execute(
+                    "SELECT source, message_id, body, reason FROM rejected_messages"
+                    " WHERE source = %s",
+                    (source,),
+                )
+            return [Rejected(row[0], row[1], bytes(row[2]), row[3]) for row in cursor.fetchall()]
+
+    def outbox_due(self, older_than: timedelta, limit: int = 500) -> list[OutboxEntry]:
+        """Outbox messages older than the grace period: published late or never confirmed."""
+        cutoff = _db_time(utcnow() - older_than)
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT id, ticket_id, rule, body, attempts FROM outbox"
+                " WHERE created_at <= %s ORDER BY id LIMIT %s",
+                (cutoff, limit),
+            )
+            return [
+                OutboxEntry(row[0], RuleMessage(row[1], row[2], bytes(row[3])), row[4])
+                for row in cursor.fetchall()
+            ]
+
+    def outbox_confirmed(self, messages: Iterable[RuleMessage]) -> None:
+        """Forget outbox messages the broker confirmed."""
+        keys = [(m.ticket, m.rule) for m in messages]
+        if keys:
+            with self._cursor() as cursor:
+                cursor.execute(
+                    "DELETE FROM outbox WHERE (ticket_id, rule) IN %s", (keys,)
+                )
+
+    def outbox_failed(self, entries: Iterable[OutboxEntry], error: str) -> None:
+        ids = [entry.id for entry in entries]
+        if ids:
+            with self._cursor() as cursor:
+                cursor.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id IN %s",
+                    (error[:512], ids),
+                )
+
+    def outbox_size(self) -> int:
+        with self._cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM outbox")
+            return int(cursor.fetchone()[0])
+
+    def _decide(self, cursor: Any, known: dict[str, tuple[str, str]], now: datetime) -> None:
+        pending = sorted(ticket for ticket, (status, _) in known.items() if status == "PENDING")
+        if not pending:
+            return
+        cursor.execute(
+            "SELECT ticket_id, rule, passed FROM rule_results WHERE ticket_id IN %s", (pending,)
+        )
+        verdicts: dict[str, dict[str, bool]] = {ticket: {} for ticket in pending}
+        for ticket, rule, passed in cursor.fetchall():
+            verdicts[ticket][rule] = bool(passed)
+        updates = []
+        for ticket in pending:
+            required = known[ticket][1].split(",")
+            status = decide(required, verdicts[ticket])
+            if status is not TicketStatus.PENDING:
+                updates.append((status.value, now, ticket))
+        if updates:
+            cursor.executemany(
+                "UPDATE tickets SET status = %s, decided_at = %s WHERE id = %s AND status = 'PENDING'",
+                updates,
+            )
+
+    def _set_aside(self, cursor: Any, rejected: Sequence[Rejected]) -> None:
+        now = _db_time(utcnow())
+        cursor.executemany(
+            "INSERT IGNORE INTO rejected_messages"
+            " (source, message_id, body_sha256, body, reason, received_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                (r.source, r.message_id, hashlib.sha256(r.body).digest(), r.body, r.reason[:1024], now)
+                for r in rejected
+            ],
+        )
+
+    def _views(self, cursor: Any, tickets: Sequence[str]) -> dict[str, TicketView]:
+        if not tickets:
+            return {}
+        cursor.execute(
+            "SELECT id, status, required_rules, created_at, decided_at FROM tickets WHERE id IN %s",
+            (list(tickets),),
+        )
+        rows = cursor.fetchall()
+        cursor.execute(
+            "SELECT ticket_id, rule, passed, reason FROM rule_results WHERE ticket_id IN %s",
+            (list(tickets),),
+        )
+        results: dict[str, dict[str, tuple[bool, str]]] = {}
+        for ticket, rule, passed, reason in cursor.fetchall():
+            results.setdefault(ticket, {})[rule] = (bool(passed), reason)
+        return {
+            row[0]: TicketView(
+                ticket=row[0],
+                status=TicketStatus(row[1]),
+                rules=rule_statuses(row[2].split(","), results.get(row[0], {})),
+                created_at=row[3].replace(tzinfo=timezone.utc),
+                decided_at=row[4].replace(tzinfo=timezone.utc) if row[4] else None,
+            )
+            for row in rows
+        }
+
+
+def _db_time(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _identifier(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise settings.SettingsError(f"database name {name!r} must be letters, digits and _")
+    return name
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

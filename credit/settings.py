@@ -1,0 +1,82 @@
+"""One place that reads configuration: explicit argument > environment > default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+AMQP_URL = "AMQP_URL"
+REDIS_URL = "REDIS_URL"
+MYSQL_URL = "MYSQL_URL"
+RULES = "CREDIT_RULES"
+TICKET_TTL = "TICKET_CACHE_TTL_SECONDS"
+PENDING_TTL = "PENDING_CACHE_TTL_SECONDS"
+MIN_AGE = "MIN_AGE"
+MAX_VALUE = "MAX_VALUE"
+
+DEFAULTS: Mapping[str, str] = {
+    AMQP_URL: "amqp://guest:guest@127.0.0.1:5672/%2F",
+    REDIS_URL: "redis://127.0.0.1:6379/0",
+    MYSQL_URL: "mysql://root@127.0.0.1:3306/credit",
+    RULES: "age,value",
+    TICKET_TTL: "86400",
+    PENDING_TTL: "5",
+    MIN_AGE: "18",
+    MAX_VALUE: "100000",
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def get(name: str, explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """Return a setting: the explicit value if given, else the environment, else the default."""
+    if explicit is not None:
+        return explicit
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value:
+        return value
+    return DEFAULTS[name]
+
+
+def get_int(name: str, explicit: int | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Return an integer setting, naming the variable when its value is not an integer."""
+    if explicit is not None:
+        return explicit
+    raw = get(name, environ=environ)
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def get_list(name: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Return a comma-separated setting as a tuple of non-empty, stripped items."""
+    return tuple(item.strip() for item in get(name, environ=environ).split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service URLs and knobs one process uses."""
+
+    amqp_url: str = field(default_factory=lambda: get(AMQP_URL))
+    redis_url: str = field(default_factory=lambda: get(REDIS_URL))
+    mysql_url: str = field(default_factory=lambda: get(MYSQL_URL))
+    rules: tuple[str, ...] = field(default_factory=lambda: get_list(RULES))
+    ticket_ttl: int = field(default_factory=lambda: get_int(TICKET_TTL))
+    pending_ttl: int = field(default_factory=lambda: get_int(PENDING_TTL))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from a given environment mapping instead of os.environ."""
+        return cls(
+            amqp_url=get(AMQP_URL, environ=environ),
+            redis_url=get(REDIS_URL, environ=environ),
+            mysql_url=get(MYSQL_URL, environ=environ),
+            rules=get_list(RULES, environ=environ),
+            ticket_ttl=get_int(TICKET_TTL, environ=environ),
+            pending_ttl=get_int(PENDING_TTL, environ=environ),
+        )

@@ -1,0 +1,1 @@
+"""Helpers of the API function: HTTP errors, dependency getters, the OpenAPI document."""

@@ -1,0 +1,216 @@
+"""The runtime's side of one execution environment: start, invoke with a deadline, kill."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, TextIO
+
+from local_runtime import protocol
+from local_runtime.context import log_stream_name
+from local_runtime.declaration import FunctionSpec
+from local_runtime.events import LOCAL_REGION
+
+LOGGER = logging.getLogger(__name__)
+
+INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit for the init phase
+INHERITED = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+SERVICE_VARIABLES = ("AMQP_URL", "REDIS_URL", "MYSQL_URL")
+
+
+class InvocationFailed(Exception):
+    """The invocation did not return a result: handler error, timeout, crash or bad init."""
+
+    def __init__(self, error_type: str, message: str, body: dict[str, Any] | None = None) -> None:
+        self.error_type, self.body = error_type, body or {}
+        super().__init__(f"{error_type}: {message}")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    request_id: str
+    payload: Any
+    duration_ms: float
+    init_ms: float | None
+
+
+def lambda_environment(spec: FunctionSpec, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment one execution environment sees: Lambda's reserved variables, the
+    function's declared ones, the service URLs, and a few basics from the runtime's own.
+    Nothing else leaks from the runtime's environment, so functions stay isolated."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.update({name: os.environ[name] for name in SERVICE_VARIABLES if name in os.environ})
+    env.update(spec.environment)
+    env.update(overrides or {})
+    env.update(
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(spec.timeout)),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(),
+            "AWS_REGION": env.get("AWS_REGION", LOCAL_REGION),
+            "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", LOCAL_REGION),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "LAMBDA_TASK_ROOT": str(spec.directory),
+            "LAMBDA_RUNTIME_DIR": os.path.dirname(sys.executable),
+            "_HANDLER": spec.handler,
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@dataclass
+class ExecutionEnvironment:
+    """A worker process for one function; started lazily, replaced after a crash or timeout."""
+
+    spec: FunctionSpec
+    output: TextIO = field(default_factory=lambda: sys.stdout)
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    _process: subprocess.Popen[bytes] | None = None
+    _requests: Connection | None = None
+    _responses: Connection | None = None
+    _init_ms: float | None = None
+    cold_starts: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> float:
+        """Start the process and wait until the handler module is imported; returns init ms."""
+        request_read, request_write = os.pipe()
+        response_read, response_write = os.pipe()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local_runtime.worker", str(request_read), str(response_write)],
+            env=lambda_environment(self.spec, self.env_overrides),
+            cwd=self.spec.directory,
+            pass_fds=(request_read, response_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        os.close(request_read)
+        os.close(response_write)
+        self._requests = Connection(request_write, readable=False)
+        self._responses = Connection(response_read, writable=False)
+        threading.Thread(
+            target=self._forward_output, args=(self._process,), daemon=True, name=f"{self.spec.name}-log"
+        ).start()
+        self.cold_starts += 1
+        message = self._await(INIT_TIMEOUT_SECONDS, "Runtime.InitTimeout")
+        if message["kind"] == protocol.INIT_ERROR:
+            self.kill()
+            error = message["error"]
+            raise InvocationFailed(error["errorType"], error["errorMessage"], error)
+        self._init_ms = float(message["init_ms"])
+        return self._init_ms
+
+    def invoke(self, event: dict[str, Any], timeout: float | None = None) -> Invocation:
+        """Invoke once; raises InvocationFailed on error, timeout (worker killed) or crash."""
+        if not self.alive:
+            self.start()
+        assert self._requests is not None
+        timeout = self.spec.timeout if timeout is None else timeout
+        request_id = str(uuid.uuid4())
+        began = time.monotonic()
+        deadline_ms = int(time.time() * 1000 + timeout * 1000)
+        init_ms, self._init_ms = self._init_ms, None
+        try:
+            protocol.send(
+                self._requests, protocol.INVOKE, request_id=request_id, event=event, deadline_ms=deadline_ms
+            )
+        except OSError as exc:
+            self.kill()
+            raise InvocationFailed("Runtime.ExitError", f"worker exited: {exc}") from exc
+        try:
+            message = self._await(timeout, "Sandbox.Timedout", request_id=request_id)
+        except InvocationFailed as failure:
+            if failure.error_type == "Sandbox.Timedout":
+                self._report_timeout(request_id, began, timeout)
+            raise
+        if not message["ok"]:
+            error = message["error"]
+            raise InvocationFailed(error["errorType"], error["errorMessage"], error)
+        return Invocation(request_id, message.get("payload"), float(message["duration_ms"]), init_ms)
+
+    def kill(self) -> None:
+        process, self._process = self._process, None
+        for conn in (self._requests, self._responses):
+            if conn is not None:
+                conn.close()
+        self._requests = self._responses = None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the handler's own children go too
+            except ProcessLookupError:
+                pass
+            process.wait()
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Close the request pipe (the worker exits on EOF), then kill if it lingers."""
+        process = self._process
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
+        if process is not None:
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                LOGGER.warning("%s: worker %s did not exit, killing it", self.spec.name, process.pid)
+        self.kill()
+
+    def _await(self, timeout: float, timeout_type: str, request_id: str | None = None) -> dict[str, Any]:
+        assert self._responses is not None
+        try:
+            ready = self._responses.poll(timeout)
+            if ready:
+                return protocol.receive(self._responses)
+        except (EOFError, OSError):
+            code = self._process.wait() if self._process else None
+            self.kill()
+            raise InvocationFailed(
+                "Runtime.ExitError", f"worker exited with status {code} before answering"
+            ) from None
+        self.kill()
+        raise InvocationFailed(timeout_type, f"no answer within {timeout:.2f} seconds")
+
+    def _report_timeout(self, request_id: str, began: float, timeout: float) -> None:
+        elapsed = (time.monotonic() - began) * 1000
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        self._write(f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds")
+        self._write(f"END RequestId: {request_id}")
+        self._write(
+            f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms\t"
+            f"Billed Duration: {int(elapsed) + 1} ms\tMemory Size: {self.spec.memory_size} MB\t"
+            f"Max Memory Used: - MB\tStatus: timeout"
+        )
+
+    def _forward_output(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            self._write(raw.decode(errors="replace").rstrip("\n"))
+
+    def _write(self, line: str) -> None:
+        with _OUTPUT_LOCK:
+            self.output.write(f"[{self.spec.name}] {line}\n")
+            self.output.flush()
+
+
+_OUTPUT_LOCK = threading.Lock()

@@ -1,0 +1,305 @@
+"""The Amazon MQ event source mapping, emulated against a real RabbitMQ queue.
+
+Messages are gathered into a batch that closes at the batch size, at the batching window
+(counted from the batch's first message) or before the event would pass 6 MB. Each batch
+becomes one `aws:rmq` event and one invocation. On success the whole batch is acked; on any
+failure (error, timeout, crash) the whole batch is returned to the queue, where it comes back
+with `redelivered: true` until the quorum queue's delivery limit dead-letters it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.spec import Basic
+
+from credit import topology
+from credit.publisher import connection_parameters, describe
+from local_runtime.backoff import Backoff
+from local_runtime.declaration import EventSource, FunctionSpec
+from local_runtime.environment import ExecutionEnvironment, InvocationFailed
+from local_runtime.events import MAX_PAYLOAD_BYTES, Delivery, broker_arn, build_event
+
+LOGGER = logging.getLogger(__name__)
+IDLE_POLL_SECONDS = 0.2
+CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What happened to one batch, for observers (tests, benchmarks, the CLI)."""
+
+    function: str
+    size: int
+    ok: bool
+    error: str | None
+    duration_ms: float
+    redelivered: int
+
+
+Observer = Callable[[BatchReport], None]
+
+
+@dataclass(eq=False)
+class _Batch:
+    deliveries: list[Delivery]
+    generation: int
+
+    @property
+    def first_tag(self) -> int:
+        return self.deliveries[0].delivery_tag
+
+    @property
+    def last_tag(self) -> int:
+        return self.deliveries[-1].delivery_tag
+
+
+@dataclass
+class EventSourceMapping:
+    """Consumes one function's queue and invokes it, one batch per execution environment."""
+
+    spec: FunctionSpec
+    amqp_url: str | None = None
+    output: TextIO | None = None
+    observer: Observer | None = None
+    reconnect: Backoff = field(default_factory=Backoff)
+    failure_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, cap=5.0))
+    env_overrides: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.spec.event_source is None:
+            raise ValueError(f"{self.spec.name} has no event source")
+        self.source: EventSource = self.spec.event_source
+        self._stop = threading.Event()
+        self._idle: queue.SimpleQueue[ExecutionEnvironment] = queue.SimpleQueue()
+        self._environments = [self._environment() for _ in range(self.source.concurrency)]
+        for environment in self._environments:
+            self._idle.put(environment)
+        self._pool = ThreadPoolExecutor(self.source.concurrency, thread_name_prefix=self.spec.name)
+        self._buffer: list[Delivery] = []
+        self._buffer_bytes = 0
+        self._batch_opened = 0.0
+        self._in_flight: list[_Batch] = []
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._resume_at = 0.0
+        self._connection: BlockingConnection | None = None
+        self.connected = threading.Event()
+        params = connection_parameters(self.amqp_url)
+        self.event_source_arn = broker_arn(params.host, params.port)
+
+    def _environment(self) -> ExecutionEnvironment:
+        kwargs: dict[str, Any] = {"spec": self.spec, "env_overrides": self.env_overrides}
+        if self.output is not None:
+            kwargs["output"] = self.output
+        return ExecutionEnvironment(**kwargs)
+
+    @property
+    def environments(self) -> list[ExecutionEnvironment]:
+        return list(self._environments)
+
+    def stop(self) -> None:
+        """Ask the consumer loop to return its batches and exit; safe from any thread."""
+        self._stop.set()
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.add_callback_threadsafe(lambda: None)  # wake the loop
+            except CONNECTION_ERRORS:
+                pass
+
+    def run(self) -> None:
+        """Consume until stop(); reconnects with capped backoff when the broker goes away."""
+        while not self._stop.is_set():
+            try:
+                self._consume()
+            except CONNECTION_ERRORS as exc:
+                self.connected.clear()
+                self._drop_buffer()
+                if self._stop.is_set():
+                    break
+                delay = self.reconnect.next_delay()
+                LOGGER.warning(
+                    "%s: broker unreachable at %s (%r); reconnecting in %.1fs",
+                    self.spec.name, describe(self.amqp_url), exc, delay,
+                )
+                self._stop.wait(delay)
+        self._finish()
+
+    def _consume(self) -> None:
+        connection = BlockingConnection(connection_parameters(self.amqp_url))
+        self._connection = connection
+        self._generation += 1
+        try:
+            channel = connection.channel()
+            topology.declare(channel, [self.source.rule_queue])
+            channel.basic_qos(prefetch_count=min(65535, self.source.batch_size * (self.source.concurrency + 1)))
+            channel.basic_consume(self.source.queue, functools.partial(self._on_message, channel))
+            self.reconnect.reset()
+            self.connected.set()
+            LOGGER.info("%s: consuming %s at %s", self.spec.name, self.source.queue, describe(self.amqp_url))
+            while not self._stop.is_set():
+                connection.process_data_events(time_limit=self._wait_time())
+                self._dispatch_ready(channel, connection)
+            self._drain(channel, connection)
+        finally:
+            self._connection = None
+            self.connected.clear()
+            if connection.is_open:
+                try:
+                    connection.close()
+                except CONNECTION_ERRORS:
+                    LOGGER.debug("closing the consumer connection failed", exc_info=True)
+
+    def _on_message(
+        self, channel: BlockingChannel, _: BlockingChannel, method: Basic.Deliver,
+        properties: pika.BasicProperties, body: bytes,
+    ) -> None:
+        delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
+        if delivery.event_size > MAX_PAYLOAD_BYTES:
+            LOGGER.error(
+                "%s: message %s of %d bytes cannot fit a 6 MB event; dead-lettering it",
+                self.spec.name, properties.message_id, len(body),
+            )
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        if not self._buffer:
+            self._batch_opened = time.monotonic()
+        self._buffer.append(delivery)
+        self._buffer_bytes += delivery.event_size
+
+    def _batch_closed(self) -> bool:
+        if not self._buffer:
+            return False
+        return (
+            len(self._buffer) >= self.source.batch_size
+            or self._buffer_bytes >= MAX_PAYLOAD_BYTES
+            or time.monotonic() - self._batch_opened >= self.source.maximum_batching_window
+        )
+
+    def _wait_time(self) -> float:
+        if not self._buffer:
+            return IDLE_POLL_SECONDS
+        if self._batch_closed():
+            return 0.0 if not self._idle.empty() else IDLE_POLL_SECONDS
+        remaining = self._batch_opened + self.source.maximum_batching_window - time.monotonic()
+        return max(0.0, min(IDLE_POLL_SECONDS, remaining))
+
+    def _dispatch_ready(self, channel: BlockingChannel, connection: BlockingConnection) -> None:
+        while self._batch_closed() and time.monotonic() >= self._resume_at:
+            try:
+                environment = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            batch = _Batch(self._take_batch(), self._generation)
+            with self._lock:
+                self._in_flight.append(batch)
+            self._pool.submit(self._invoke, environment, batch, channel, connection)
+
+    def _take_batch(self) -> list[Delivery]:
+        taken: list[Delivery] = []
+        size = 0
+        for delivery in self._buffer:
+            if len(taken) >= self.source.batch_size:
+                break
+            if taken and size + delivery.event_size > MAX_PAYLOAD_BYTES:
+                break
+            taken.append(delivery)
+            size += delivery.event_size
+        self._buffer = self._buffer[len(taken):]
+        self._buffer_bytes -= size
+        self._batch_opened = time.monotonic()
+        return taken
+
+    def _invoke(
+        self, environment: ExecutionEnvironment, batch: _Batch,
+        channel: BlockingChannel, connection: BlockingConnection,
+    ) -> None:
+        began = time.perf_counter()
+        event = build_event(self.source.queue, batch.deliveries, self.event_source_arn, self.source.virtual_host)
+        error: str | None = None
+        try:
+            environment.invoke(event)
+        except InvocationFailed as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the runtime must outlive anything a worker does
+            LOGGER.exception("%s: invocation machinery failed", self.spec.name)
+            environment.kill()
+            error = f"Runtime.Unknown: {exc!r}"
+        report = BatchReport(
+            function=self.spec.name, size=len(batch.deliveries), ok=error is None, error=error,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            redelivered=sum(d.redelivered for d in batch.deliveries),
+        )
+        settle = functools.partial(self._settle, channel, batch, report, environment)
+        try:
+            connection.add_callback_threadsafe(settle)
+        except CONNECTION_ERRORS:
+            # The connection is gone: the broker already requeued the batch; free the slot.
+            self._release(batch, report, environment)
+
+    def _settle(
+        self, channel: BlockingChannel, batch: _Batch, report: BatchReport,
+        environment: ExecutionEnvironment,
+    ) -> None:
+        with self._lock:
+            oldest = all(batch.first_tag <= other.first_tag for other in self._in_flight)
+        self._release(batch, report, environment)
+        if batch.generation != self._generation or not channel.is_open:
+            return
+        if report.ok:
+            if oldest:
+                channel.basic_ack(batch.last_tag, multiple=True)
+            else:
+                for delivery in batch.deliveries:
+                    channel.basic_ack(delivery.delivery_tag)
+        else:
+            for delivery in batch.deliveries:
+                channel.basic_nack(delivery.delivery_tag, requeue=True)
+
+    def _release(self, batch: _Batch, report: BatchReport, environment: ExecutionEnvironment) -> None:
+        with self._lock:
+            if batch in self._in_flight:
+                self._in_flight.remove(batch)
+        if report.ok:
+            self.failure_backoff.reset()
+        else:
+            LOGGER.warning("%s: batch of %d failed (%s); returning it to the queue",
+                           self.spec.name, report.size, report.error)
+            self._resume_at = time.monotonic() + self.failure_backoff.next_delay()
+        self._idle.put(environment)
+        if self.observer is not None:
+            self.observer(report)
+
+    def _drain(self, channel: BlockingChannel, connection: BlockingConnection) -> None:
+        """On stop: no new deliveries, let in-flight batches finish and settle, return the rest."""
+        try:
+            channel.stop_consuming()
+        except CONNECTION_ERRORS:
+            return
+        deadline = time.monotonic() + self.spec.timeout + 1
+        while self._in_flight and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        for delivery in self._buffer:
+            channel.basic_nack(delivery.delivery_tag, requeue=True)
+        self._drop_buffer()
+
+    def _drop_buffer(self) -> None:
+        self._buffer = []
+        self._buffer_bytes = 0
+
+    def _finish(self) -> None:
+        self._pool.shutdown(wait=True)
+        for environment in self._environments:
+            environment.stop()

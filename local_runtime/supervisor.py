@@ -1,0 +1,146 @@
+"""Starts the whole system: topology, schema, one mapping per function, the outbox relay, the API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+
+import pika
+import pika.exceptions
+
+from credit import cache, mysql, settings, topology
+from credit.errors import CreditError, StoreUnavailable
+from credit.mysql import TicketStore
+from credit.publisher import ConfirmingPublisher, connection_parameters, describe
+from credit.service import relay_outbox
+from local_runtime.backoff import Backoff
+from local_runtime.declaration import FunctionSpec
+from local_runtime.mapping import EventSourceMapping, Observer
+
+LOGGER = logging.getLogger(__name__)
+RELAY_INTERVAL_SECONDS = 1.0
+
+
+class StartupError(RuntimeError):
+    """A service the system needs is not there; the message names the URL tried."""
+
+
+def rule_names(specs: Sequence[FunctionSpec]) -> tuple[str, ...]:
+    """The rules a new ticket requires: every function fed by the credit-requests exchange."""
+    return tuple(
+        spec.event_source.routing_key
+        for spec in specs
+        if spec.event_source is not None and spec.event_source.exchange == topology.EXCHANGE
+    )
+
+
+def prepare(specs: Sequence[FunctionSpec], amqp_url: str | None = None, mysql_url: str | None = None,
+            redis_url: str | None = None) -> None:
+    """Apply the schema and the topology, and check Redis: one clear line per missing service."""
+    try:
+        mysql.migrate(mysql_url)
+    except CreditError as exc:
+        raise StartupError(str(exc)) from exc
+    try:
+        cache.TicketCache(cache.client(redis_url)).ping()
+    except StoreUnavailable as exc:
+        url = settings.get(settings.REDIS_URL, redis_url)
+        raise StartupError(f"Redis is not reachable at {url}: {exc}") from exc
+    try:
+        connection = pika.BlockingConnection(connection_parameters(amqp_url))
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        raise StartupError(f"RabbitMQ is not reachable at {describe(amqp_url)}: {exc!r}") from exc
+    try:
+        topology.declare(
+            connection.channel(),
+            [spec.event_source.rule_queue for spec in specs if spec.event_source is not None],
+        )
+    finally:
+        connection.close()
+
+
+@dataclass
+class Runtime:
+    """The running system; start() returns once everything is up, stop() undoes it."""
+
+    specs: Sequence[FunctionSpec]
+    amqp_url: str | None = None
+    api: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    relay: bool = True
+    observer: Observer | None = None
+    mappings: list[EventSourceMapping] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _server: object | None = None
+
+    def start(self) -> None:
+        os.environ.setdefault(settings.RULES, ",".join(rule_names(self.specs)))
+        for spec in self.specs:
+            if spec.event_source is None:
+                continue
+            mapping = EventSourceMapping(spec, amqp_url=self.amqp_url, observer=self.observer)
+            self.mappings.append(mapping)
+            self._spawn(mapping.run, f"mapping-{spec.name}")
+        if self.relay:
+            self._spawn(self._relay_loop, "outbox-relay")
+        if self.api:
+            from local_runtime import gateway
+
+            server, _ = gateway.serve(gateway.load_app(), self.host, self.port)
+            self._server = server
+            self.port = server.server_address[1]
+
+    def _spawn(self, target: object, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _relay_loop(self) -> None:
+        store, publisher = TicketStore(), ConfirmingPublisher(self.amqp_url)
+        backoff = Backoff(initial=RELAY_INTERVAL_SECONDS, cap=15)
+        while not self._stop.wait(backoff.next_delay() if backoff.failing else RELAY_INTERVAL_SECONDS):
+            try:
+                while relay_outbox(store, publisher, grace=timedelta(seconds=2)):
+                    pass
+                backoff.reset()
+            except StoreUnavailable as exc:
+                LOGGER.warning("outbox relay: %s", exc)
+                backoff.next_delay()
+        publisher.close()
+
+    def wait_until_consuming(self, timeout: float = 30) -> bool:
+        return all(mapping.connected.wait(timeout) for mapping in self.mappings)
+
+    def stop(self) -> None:
+        """Stop taking requests, let in-flight batches finish or return them, stop workers."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()  # type: ignore[attr-defined]
+            self._server.server_close()  # type: ignore[attr-defined]
+        for mapping in self.mappings:
+            mapping.stop()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def run_until_signalled(self) -> None:
+        """start(), then block until SIGINT or SIGTERM, then stop() cleanly."""
+        received = threading.Event()
+
+        def on_signal(signum: int, _: FrameType | None) -> None:
+            LOGGER.info("received %s, shutting down", signal.Signals(signum).name)
+            received.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        self.start()
+        while not received.wait(0.5):
+            pass
+        self.stop()

@@ -1,0 +1,151 @@
+"""One execution environment: a process that imports the handler once, then serves invocations.
+
+Started by the runtime as `python -m local_runtime.worker`, with the function's own environment
+variables, its folder as the task root (first on sys.path) and two pipe descriptors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from local_runtime import protocol
+from local_runtime.context import LambdaContext
+
+Handler = Callable[[Any, Any], Any]
+
+
+def error_body(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    """The error document Lambda returns for an unhandled exception."""
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "requestId": "",
+        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+    }
+
+
+def max_memory_mb() -> int:
+    return math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def load_handler(task_root: str, spec: str) -> Handler:
+    sys.path.insert(0, task_root)
+    module_name, function_name = spec.rsplit(".", 1)
+    module = importlib.import_module(module_name)
+    handler: Handler = getattr(module, function_name)
+    return handler
+
+
+def report_line(request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None) -> str:
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
+        f"Max Memory Used: {max_memory_mb()} MB"
+    )
+    if init_ms is not None:
+        line += f"\tInit Duration: {init_ms:.2f} ms"
+    return line
+
+
+def invoke(handler: Handler, message: dict[str, Any], memory_mb: int) -> tuple[bool, Any]:
+    """Run the handler once; returns (ok, payload or Lambda error document)."""
+    context = LambdaContext(
+        function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+        memory_limit_in_mb=memory_mb,
+        aws_request_id=message["request_id"],
+        deadline_ms=message["deadline_ms"],
+    )
+    try:
+        payload = handler(message["event"], context)
+        json.dumps(payload)
+    except Exception as exc:  # noqa: BLE001 - any handler error fails the invocation, as on AWS
+        error_type = "Runtime.MarshalError" if isinstance(exc, TypeError) else None
+        body = error_body(exc, error_type)
+        body["requestId"] = message["request_id"]
+        print(f"[ERROR] {body['errorType']}: {body['errorMessage']}", flush=True)
+        traceback.print_exc(file=sys.stdout)
+        return False, body
+    return True, payload
+
+
+class _RequestIdFilter(logging.Filter):
+    """Adds the current request id to every record, as Lambda's log handler does."""
+
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self.request_id
+        return True
+
+
+REQUEST_ID = _RequestIdFilter()
+
+
+def configure_logging() -> None:
+    """Root logger like Lambda's Python runtime: level, time, request id, message; to stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(REQUEST_ID)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    logging.Formatter.converter = time.gmtime
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+
+
+def serve(requests: Connection, responses: Connection) -> None:
+    configure_logging()
+    memory_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+    started = time.perf_counter()
+    try:
+        handler = load_handler(os.environ["LAMBDA_TASK_ROOT"], os.environ["_HANDLER"])
+    except Exception as exc:  # noqa: BLE001 - reported to the runtime as Runtime.ImportModuleError
+        traceback.print_exc(file=sys.stdout)
+        protocol.send(responses, protocol.INIT_ERROR, error=error_body(exc, "Runtime.ImportModuleError"))
+        return
+    init_ms: float | None = (time.perf_counter() - started) * 1000
+    protocol.send(responses, protocol.READY, init_ms=init_ms)
+    while True:
+        try:
+            message = protocol.receive(requests)
+        except EOFError:
+            return
+        request_id = message["request_id"]
+        REQUEST_ID.request_id = request_id
+        print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
+        began = time.perf_counter()
+        ok, payload = invoke(handler, message, memory_mb)
+        duration_ms = (time.perf_counter() - began) * 1000
+        print(f"END RequestId: {request_id}", flush=True)
+        print(report_line(request_id, duration_ms, memory_mb, init_ms), flush=True)
+        init_ms = None
+        fields = {"payload": payload} if ok else {"error": payload}
+        protocol.send(
+            responses, protocol.RESULT, request_id=request_id, ok=ok, duration_ms=duration_ms, **fields
+        )
+
+
+def main() -> None:
+    requests = Connection(int(sys.argv[1]), writable=False)
+    responses = Connection(int(sys.argv[2]), readable=False)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    serve(requests, responses)
+
+
+if __name__ == "__main__":
+    main()

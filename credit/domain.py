@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,13 +18,13 @@ MAX_VALUE_LIMIT = Decimal("1000000000000")
 REQUEST_FIELDS = ("age", "value")
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     NOT_APPROVED = "NOT_APPROVED"
 
 
-class RuleStatus(str, enum.Enum):
+class RuleStatus(enum.StrEnum):
     PENDING = "PENDING"
     PASSED = "PASSED"
     FAILED = "FAILED"
@@ -97,12 +97,12 @@ class TicketView:
 def iso(moment: datetime) -> str:
     """Format a UTC datetime as ISO 8601 with a Z suffix and millisecond precision."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_ticket_id() -> str:
@@ -144,7 +144,9 @@ def rule_statuses(
 def validate_age(raw: object) -> int:
     """Return the age as an int, or raise ValueError saying what an age must be."""
     if isinstance(raw, bool) or not isinstance(raw, int):
-        raise ValueError(f"must be an integer from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(raw)}")
+        raise ValueError(
+            f"must be an integer from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(raw)}"
+        )
     if not MIN_AGE_LIMIT <= raw <= MAX_AGE_LIMIT:
         raise ValueError(f"must be from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {raw}")
     return raw

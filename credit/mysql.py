@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -110,7 +110,9 @@ def migrate(url: str | None = None) -> list[str]:
             )
             cursor.execute("SELECT name FROM schema_migrations")
             done = {row[0] for row in cursor.fetchall()}
-            for script in sorted(resources.files("credit.migrations").iterdir(), key=lambda p: p.name):
+            for script in sorted(
+                resources.files("credit.migrations").iterdir(), key=lambda p: p.name
+            ):
                 if not script.name.endswith(".sql") or script.name in done:
                     continue
                 for statement in _statements(script.read_text()):
@@ -163,7 +165,7 @@ class TicketStore:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:  # noqa: BLE001 - already broken; closing is best effort
+            except Exception:
                 LOGGER.debug("closing a broken MySQL connection failed", exc_info=True)
 
     def ping(self) -> None:
@@ -269,9 +271,7 @@ class TicketStore:
         keys = [(m.ticket, m.rule) for m in messages]
         if keys:
             with self._cursor() as cursor:
-                cursor.execute(
-                    "DELETE FROM outbox WHERE (ticket_id, rule) IN %s", (keys,)
-                )
+                cursor.execute("DELETE FROM outbox WHERE (ticket_id, rule) IN %s", (keys,))
 
     def outbox_failed(self, entries: Iterable[OutboxEntry], error: str) -> None:
         ids = [entry.id for entry in entries]
@@ -285,7 +285,8 @@ class TicketStore:
     def outbox_size(self) -> int:
         with self._cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM outbox")
-            return int(cursor.fetchone()[0])
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
     def _decide(self, cursor: Any, known: dict[str, tuple[str, str]], now: datetime) -> None:
         pending = sorted(ticket for ticket, (status, _) in known.items() if status == "PENDING")
@@ -305,7 +306,8 @@ class TicketStore:
                 updates.append((status.value, now, ticket))
         if updates:
             cursor.executemany(
-                "UPDATE tickets SET status = %s, decided_at = %s WHERE id = %s AND status = 'PENDING'",
+                "UPDATE tickets SET status = %s, decided_at = %s"
+                " WHERE id = %s AND status = 'PENDING'",
                 updates,
             )
 
@@ -316,7 +318,14 @@ class TicketStore:
             " (source, message_id, body_sha256, body, reason, received_at)"
             " VALUES (%s, %s, %s, %s, %s, %s)",
             [
-                (r.source, r.message_id, hashlib.sha256(r.body).digest(), r.body, r.reason[:1024], now)
+                (
+                    r.source,
+                    r.message_id,
+                    hashlib.sha256(r.body).digest(),
+                    r.body,
+                    r.reason[:1024],
+                    now,
+                )
                 for r in rejected
             ],
         )
@@ -341,15 +350,15 @@ class TicketStore:
                 ticket=row[0],
                 status=TicketStatus(row[1]),
                 rules=rule_statuses(row[2].split(","), results.get(row[0], {})),
-                created_at=row[3].replace(tzinfo=timezone.utc),
-                decided_at=row[4].replace(tzinfo=timezone.utc) if row[4] else None,
+                created_at=row[3].replace(tzinfo=UTC),
+                decided_at=row[4].replace(tzinfo=UTC) if row[4] else None,
             )
             for row in rows
         }
 
 
 def _db_time(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _identifier(name: str) -> str:

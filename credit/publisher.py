@@ -24,6 +24,8 @@ class Publisher(Protocol):
 
     def publish(self, messages: Sequence[RuleMessage]) -> None: ...
 
+    def ping(self) -> None: ...
+
 
 def connection_parameters(url: str | None = None) -> pika.URLParameters:
     params = pika.URLParameters(settings.get(settings.AMQP_URL, url))
@@ -90,7 +92,9 @@ class ConfirmingPublisher:
             self._channel()
         except (pika.exceptions.AMQPError, OSError) as exc:
             self.close()
-            raise PublishError(f"RabbitMQ is not reachable at {describe(self._url)}: {exc!r}") from exc
+            raise PublishError(
+                f"RabbitMQ is not reachable at {describe(self._url)}: {exc!r}"
+            ) from exc
 
     def close(self) -> None:
         connection: BlockingConnection | None = getattr(self._local, "connection", None)

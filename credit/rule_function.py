@@ -36,8 +36,10 @@ class RuleFunction:
     """A rule bound to its field: `judge` receives the raw field and returns a Verdict.
 
     `judge` raises ValueError for a field of the wrong type or range; that becomes a FAILED
-    verdict with the error as reason. A message with no usable ticket id is set aside in
-    MySQL with its reason. Errors talking to MySQL propagate, so the batch is retried.
+    verdict with the error as reason. A message with no usable ticket id, or one the rule
+    raises on, is set aside in MySQL with its reason, so one bad message never fails the
+    batch it shares with good ones (a failed batch is retried whole, as on AWS). Errors
+    talking to MySQL propagate, so the batch is retried.
     """
 
     rule: str
@@ -64,6 +66,10 @@ class RuleFunction:
                 result = self.evaluate(record)
             except UndecodableMessage as exc:
                 rejected.append(self._reject(record, str(exc)))
+                continue
+            except Exception as exc:
+                LOGGER.exception("%s: rule raised on message %s", self.rule, record.message_id)
+                rejected.append(self._reject(record, f"rule raised {type(exc).__name__}: {exc}"))
                 continue
             results.append(result)
             sources[result.ticket] = record

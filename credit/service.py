@@ -44,13 +44,17 @@ class CreditService:
         try:
             self.store.outbox_confirmed(messages)
         except StoreUnavailable as exc:
-            LOGGER.warning("outbox not cleared for %s, the relay will publish again: %s", ticket, exc)
+            LOGGER.warning(
+                "outbox not cleared for %s, the relay will publish again: %s", ticket, exc
+            )
         return view
 
     def view_json(self, ticket: str) -> bytes:
         """The ticket view as JSON: from Redis when cached, else from MySQL (refilling Redis)."""
         if not is_ticket_id(ticket):
-            raise ValidationError({"ticket": "must be a UUID such as 6826e88b-dc6d-4c27-b480-eb529511357c"})
+            raise ValidationError(
+                {"ticket": "must be a UUID such as 6826e88b-dc6d-4c27-b480-eb529511357c"}
+            )
         try:
             cached = self.cache.get(ticket)
         except StoreUnavailable as exc:
@@ -66,7 +70,10 @@ class CreditService:
 
 
 def relay_outbox(
-    store: TicketStore, publisher: Publisher, grace: timedelta = timedelta(seconds=2), limit: int = 500
+    store: TicketStore,
+    publisher: Publisher,
+    grace: timedelta = timedelta(seconds=2),
+    limit: int = 500,
 ) -> int:
     """Publish outbox messages that are older than the grace period; return how many went out.
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 AMQP_URL = "AMQP_URL"
 REDIS_URL = "REDIS_URL"
@@ -42,7 +42,9 @@ def get(name: str, explicit: str | None = None, environ: Mapping[str, str] | Non
     return DEFAULTS[name]
 
 
-def get_int(name: str, explicit: int | None = None, environ: Mapping[str, str] | None = None) -> int:
+def get_int(
+    name: str, explicit: int | None = None, environ: Mapping[str, str] | None = None
+) -> int:
     """Return an integer setting, naming the variable when its value is not an integer."""
     if explicit is not None:
         return explicit

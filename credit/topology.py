@@ -67,14 +67,25 @@ def definitions(queues: list[RuleQueue], vhost: str = "/") -> dict[str, Any]:
     doc_queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
     for queue in queues:
-        doc_queues.append({"name": queue.dead_letter_queue, "arguments": {"x-queue-type": "quorum"}})
+        doc_queues.append(
+            {"name": queue.dead_letter_queue, "arguments": {"x-queue-type": "quorum"}}
+        )
         doc_queues.append({"name": queue.name, "arguments": queue.arguments})
-        bindings.append(_binding(DEAD_LETTER_EXCHANGE, queue.dead_letter_queue, queue.dead_letter_queue))
+        bindings.append(
+            _binding(DEAD_LETTER_EXCHANGE, queue.dead_letter_queue, queue.dead_letter_queue)
+        )
         bindings.append(_binding(queue.exchange, queue.name, queue.routing_key))
     return {
         "vhosts": [{"name": vhost}],
         "exchanges": [
-            {**e, "vhost": vhost, "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
+            {
+                **e,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
             for e in exchanges
         ],
         "queues": [

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from chalice import Chalice, Rate, Response
+from chalice.app import Request
 from chalicelib import dependencies
 from chalicelib.errors import (
     JSON,
@@ -64,14 +66,16 @@ def create_credit_request() -> Response:
     payload = _json_body()
     view = dependencies.service().submit(payload)
     location = f"/credit-validation?ticket={view.ticket}"
-    return json_response(202, {"ticket": view.ticket, "status": view.status.value}, {"Location": location})
+    return json_response(
+        202, {"ticket": view.ticket, "status": view.status.value}, {"Location": location}
+    )
 
 
 @app.route("/credit-validation", methods=["GET"])
 @handle_errors
 def credit_validation() -> Response:
     """Report a ticket: PENDING, then APPROVED or NOT_APPROVED, with every rule's verdict."""
-    params = app.current_request.query_params or {}
+    params: Mapping[str, str] = _request().query_params or {}
     ticket = params.get("ticket")
     if not ticket:
         raise InvalidTicket("query parameter 'ticket' is required", {"ticket": "is required"})
@@ -86,7 +90,11 @@ def credit_validation() -> Response:
 def health() -> Response:
     """Report each dependency; 503 when any is down."""
     service = dependencies.service()
-    checks = {"mysql": service.store.ping, "redis": service.cache.ping, "broker": service.publisher.ping}
+    checks = {
+        "mysql": service.store.ping,
+        "redis": service.cache.ping,
+        "broker": service.publisher.ping,
+    }
     report: dict[str, Any] = {}
     for name, check in checks.items():
         try:
@@ -95,7 +103,9 @@ def health() -> Response:
         except errors.StoreUnavailable as exc:
             report[name] = {"status": "DOWN", "error": str(exc)}
     healthy = all(item["status"] == "UP" for item in report.values())
-    return json_response(200 if healthy else 503, {"status": "UP" if healthy else "DOWN", "dependencies": report})
+    return json_response(
+        200 if healthy else 503, {"status": "UP" if healthy else "DOWN", "dependencies": report}
+    )
 
 
 @app.route("/openapi.json", methods=["GET"])
@@ -106,13 +116,13 @@ def openapi() -> Response:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def relay(event: Any) -> dict[str, int]:
-    """Publish outbox messages whose confirm never came (the local runtime runs this every second)."""
+    """Publish outbox messages whose confirm never came (locally: every second)."""
     service = dependencies.service()
     return {"relayed": relay_outbox(service.store, service.publisher)}
 
 
 def _json_body() -> object:
-    request = app.current_request
+    request = _request()
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise UnsupportedMediaType(
@@ -126,6 +136,12 @@ def _json_body() -> object:
         return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise MalformedJson(f"body is not valid JSON: {exc}") from exc
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while a request is being handled"
+    return request
 
 
 def _reject_constant(name: str) -> None:

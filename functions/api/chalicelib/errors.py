@@ -55,4 +55,6 @@ class ServiceUnavailable(ApiError):
 
 def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
     text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-    return Response(body=text, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
+    return Response(
+        body=text, status_code=status, headers={"Content-Type": JSON, **(headers or {})}
+    )

@@ -1,0 +1,142 @@
+"""Starts the real system (`python -m local_runtime start`) against the test services."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+
+from tests.helpers import ROOT, TEST_URLS, ensure_vhost
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class System:
+    """A running runtime process and an HTTP client for it."""
+
+    vhost: str
+    functions_dir: Path = ROOT / "functions"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}"
+
+    def start(self, log_path: Path, *functions: str) -> None:
+        ensure_vhost(self.vhost)
+        self._purge()
+        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url}
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local_runtime",
+                "--functions-dir",
+                str(self.functions_dir),
+                "start",
+                "--port",
+                str(self.port),
+                *functions,
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"runtime exited early:\n{log_path.read_text()}")
+            try:
+                if self.request("GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"runtime did not become healthy:\n{log_path.read_text()}")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=body, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test server
+                raw, status, out_headers = response.read(), response.status, dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            raw, status, out_headers = exc.read(), exc.code, dict(exc.headers)
+        return status, out_headers, json.loads(raw) if raw else None
+
+    def post(self, payload: object) -> tuple[int, dict[str, str], Any]:
+        return self.request(
+            "POST",
+            "/credit-request",
+            json.dumps(payload).encode(),
+            {"Content-Type": "application/json"},
+        )
+
+    def ticket(self, ticket: str) -> Any:
+        return self.request("GET", f"/credit-validation?ticket={ticket}")[2]
+
+    def wait_decided(self, ticket: str, timeout: float = 20) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.ticket(ticket)
+            if body["status"] != "PENDING":
+                return body
+            time.sleep(0.05)
+        raise AssertionError(f"ticket {ticket} still PENDING after {timeout}s: {body}")
+
+    def channel(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        return pika.BlockingConnection(pika.URLParameters(self.amqp_url)).channel()
+
+    def _purge(self) -> None:
+        try:
+            channel = self.channel()
+        except pika.exceptions.AMQPError:
+            return
+        for queue in ("rule.age", "rule.value", "rule.age.dlq", "rule.value.dlq"):
+            try:
+                channel.queue_purge(queue)
+            except pika.exceptions.ChannelClosedByBroker:
+                channel = self.channel()
+        channel.connection.close()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, services_ready):
+    running = System(vhost="credit-test-e2e")
+    running.start(tmp_path_factory.mktemp("e2e") / "runtime.log")
+    yield running
+    code = running.stop()
+    assert code == 0, "the runtime must exit cleanly on SIGTERM"

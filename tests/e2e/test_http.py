@@ -1,0 +1,105 @@
+"""The running system over HTTP: the README's examples, every error path, PENDING first."""
+
+import json
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_readme_example_is_approved(system):
+    status, headers, body = system.post({"age": 20, "value": 100000})
+    assert status == 202 and body["status"] == "PENDING"
+    assert headers["Location"] == f"/credit-validation?ticket={body['ticket']}"
+    decided = system.wait_decided(body["ticket"])
+    assert decided["status"] == "APPROVED"
+    assert {rule: v["status"] for rule, v in decided["rules"].items()} == {
+        "age": "PASSED",
+        "value": "PASSED",
+    }
+    assert decided["decided_at"] >= decided["created_at"]
+
+
+def test_readme_counter_example_is_not_approved_with_both_rules_failed(system):
+    ticket = system.post({"age": 17, "value": 500000})[2]["ticket"]
+    decided = system.wait_decided(ticket)
+    for _ in range(100):  # the second rule may land just after the decision
+        if all(v["status"] == "FAILED" for v in decided["rules"].values()):
+            break
+        decided = system.ticket(ticket)
+    assert decided["status"] == "NOT_APPROVED"
+    assert decided["rules"]["age"] == {
+        "status": "FAILED",
+        "reason": "age 17 is below the minimum 18",
+    }
+    assert decided["rules"]["value"] == {
+        "status": "FAILED",
+        "reason": "value 500000 is above the maximum 100000",
+    }
+
+
+def test_a_ticket_is_pending_until_its_rules_have_run(system):
+    ticket = system.post({"age": 30, "value": 10})[2]["ticket"]
+    body = system.ticket(ticket)  # the rules wait up to their 0.5 s batching window
+    assert body["status"] == "PENDING"
+    assert body["decided_at"] is None
+    assert system.wait_decided(ticket)["status"] == "APPROVED"
+
+
+def test_unknown_ticket_is_404(system):
+    status, _, body = system.request("GET", f"/credit-validation?ticket={uuid.uuid4()}")
+    assert (status, body["code"]) == (404, "TICKET_NOT_FOUND")
+
+
+@pytest.mark.parametrize("query", ["", "?ticket=not-a-uuid"])
+def test_missing_or_malformed_ticket_is_400(system, query):
+    status, _, body = system.request("GET", f"/credit-validation{query}")
+    assert (status, body["code"]) == (400, "INVALID_TICKET")
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status", "code"),
+    [
+        (
+            b'{"age": "abc", "value": 1}',
+            {"Content-Type": "application/json"},
+            400,
+            "INVALID_REQUEST",
+        ),
+        (b'{"age": 20', {"Content-Type": "application/json"}, 400, "MALFORMED_JSON"),
+        (b'{"age": 20, "value": 1}', {"Content-Type": "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            json.dumps({"age": 20, "value": 1, "x": "y" * 20000}).encode(),
+            {"Content-Type": "application/json"},
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ],
+)
+def test_bad_requests_get_a_clear_json_error(system, raw, headers, status, code):
+    got_status, got_headers, body = system.request("POST", "/credit-request", raw, headers)
+    assert (got_status, body["code"]) == (status, code)
+    assert got_headers["Content-Type"] == "application/json"
+    assert body["message"]
+
+
+def test_invalid_input_publishes_nothing(system):
+    channel = system.channel()
+    before = channel.queue_declare("rule.value", passive=True).method.message_count
+    system.post({"age": 0, "value": -1})
+    system.post({"age": "abc", "value": 100})
+    after = channel.queue_declare("rule.value", passive=True).method.message_count
+    channel.connection.close()
+    assert after <= before
+
+
+def test_health_reports_every_dependency(system):
+    status, _, body = system.request("GET", "/health")
+    assert status == 200
+    assert set(body["dependencies"]) == {"mysql", "redis", "broker"}
+
+
+def test_the_server_serves_its_openapi_document(system):
+    status, _, body = system.request("GET", "/openapi.json")
+    assert status == 200 and "/credit-request" in body["paths"]

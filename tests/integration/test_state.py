@@ -1,0 +1,112 @@
+"""MySQL and Redis for real: one decision per ticket, idempotent results, Redis only a cache."""
+
+import threading
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from credit.domain import CreditRequest, RuleResult, TicketStatus
+from credit.messages import split_request
+from credit.mysql import Rejected
+from credit.service import CreditService
+from tests.fakes import FakePublisher
+
+pytestmark = pytest.mark.integration
+
+
+def _new(store, age=20, value=100000):
+    ticket = str(uuid.uuid4())
+    request = CreditRequest(age, Decimal(value))
+    store.create_ticket(ticket, request, split_request(ticket, request, ("age", "value")))
+    return ticket
+
+
+def test_ticket_and_outbox_are_written_together(store):
+    ticket = _new(store, value="1234.56")
+    assert store.get_request(ticket) == CreditRequest(20, Decimal("1234.56"))
+    due = [
+        e
+        for e in store.outbox_due(__import__("datetime").timedelta(0), 100000)
+        if e.message.ticket == ticket
+    ]
+    assert sorted(e.message.rule for e in due) == ["age", "value"]
+    store.outbox_confirmed([e.message for e in due])
+    assert not [
+        e
+        for e in store.outbox_due(__import__("datetime").timedelta(0), 100000)
+        if e.message.ticket == ticket
+    ]
+
+
+def test_results_decide_and_a_decided_ticket_never_changes(store):
+    ticket = _new(store)
+    store.record_results([RuleResult(ticket, "age", True, "ok")])
+    assert store.get_view(ticket).status is TicketStatus.PENDING
+    views, _ = store.record_results([RuleResult(ticket, "value", False, "too much")])
+    assert views[0].status is TicketStatus.NOT_APPROVED
+    decided_at = views[0].decided_at
+    store.record_results([RuleResult(ticket, "value", True, "changed my mind")])
+    view = store.get_view(ticket)
+    assert view.status is TicketStatus.NOT_APPROVED and view.decided_at == decided_at
+    assert view.rules["value"][1] == "too much"
+
+
+def test_two_rules_finishing_at_once_decide_exactly_once(store, services_ready):
+    from credit.mysql import TicketStore
+
+    tickets = [_new(store) for _ in range(40)]
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def record(rule):
+        own = TicketStore(services_ready["MYSQL_URL"])
+        barrier.wait()
+        try:
+            for ticket in tickets:
+                own.record_results([RuleResult(ticket, rule, True, "ok")])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(rule,)) for rule in ("age", "value")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(store.get_view(t).status is TicketStatus.APPROVED for t in tickets)
+
+
+def test_results_for_unknown_tickets_come_back_as_orphans(store):
+    stranger = str(uuid.uuid4())
+    views, orphans = store.record_results([RuleResult(stranger, "age", True, "ok")])
+    assert views == [] and orphans == [RuleResult(stranger, "age", True, "ok")]
+
+
+def test_set_aside_messages_are_kept_once_with_their_reason(store):
+    body = f"garbage {uuid.uuid4()}".encode()
+    store.set_aside([Rejected("rule.age", None, body, "body is not JSON")])
+    store.set_aside([Rejected("rule.age", None, body, "body is not JSON")])
+    kept = [r for r in store.rejected_messages("rule.age") if r.body == body]
+    assert len(kept) == 1 and kept[0].reason == "body is not JSON"
+
+
+def test_flushing_redis_changes_no_answer(store, cache, redis_client):
+    service = CreditService(store, cache, FakePublisher(), ("age", "value"))
+    view = service.submit({"age": 17, "value": 5})
+    service.store.record_results([RuleResult(view.ticket, "age", False, "too young")])
+    redis_client.flushdb()
+    answer = service.view_json(view.ticket)
+    assert b'"NOT_APPROVED"' in answer
+    assert cache.get(view.ticket) == answer  # refilled from MySQL
+
+
+def test_pending_views_expire_quickly_and_decided_ones_live_long(store, cache, redis_client):
+    from credit.cache import KEY_PREFIX
+
+    ticket = _new(store)
+    cache.put([store.get_view(ticket)])
+    assert 0 < redis_client.ttl(KEY_PREFIX + ticket) <= 5
+    views, _ = store.record_results([RuleResult(ticket, "age", False, "no")])
+    cache.put(views)
+    assert redis_client.ttl(KEY_PREFIX + ticket) > 3600

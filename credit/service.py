@@ -24,6 +24,7 @@ class CreditService:
     cache: TicketCache
     publisher: Publisher
     rules: tuple[str, ...]
+    clear_outbox: bool = True  # False when the publisher clears confirmed messages itself
 
     def submit(self, payload: object) -> TicketView:
         """Accept a request: nothing is stored or published unless every field is valid.
@@ -40,6 +41,8 @@ class CreditService:
             self.publisher.publish(messages)
         except StoreUnavailable as exc:
             LOGGER.warning("ticket %s left in the outbox for the relay: %s", ticket, exc)
+            return view
+        if not self.clear_outbox:
             return view
         try:
             self.store.outbox_confirmed(messages)

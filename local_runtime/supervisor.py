@@ -1,4 +1,4 @@
-"""Starts the whole system: topology, schema, one mapping per function, the outbox relay, the API."""
+"""Starts the whole system: topology, schema, a mapping per function, the outbox relay, the API."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
@@ -18,7 +18,9 @@ from credit import cache, mysql, settings, topology
 from credit.errors import CreditError, StoreUnavailable
 from credit.mysql import TicketStore
 from credit.publisher import ConfirmingPublisher, connection_parameters, describe
-from credit.service import relay_outbox
+from credit.async_publisher import PipelinedPublisher
+from credit.outbox import OutboxCleaner
+from credit.service import CreditService, relay_outbox
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import FunctionSpec
 from local_runtime.mapping import EventSourceMapping, Observer
@@ -40,8 +42,10 @@ def rule_names(specs: Sequence[FunctionSpec]) -> tuple[str, ...]:
     )
 
 
-def prepare(specs: Sequence[FunctionSpec], amqp_url: str | None = None, mysql_url: str | None = None,
-            redis_url: str | None = None) -> None:
+def prepare(
+    specs: Sequence[FunctionSpec], amqp_url: str | None = None, mysql_url: str | None = None,
+    redis_url: str | None = None,
+) -> None:
     """Apply the schema and the topology, and check Redis: one clear line per missing service."""
     try:
         mysql.migrate(mysql_url)
@@ -80,6 +84,7 @@ class Runtime:
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: object | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> None:
         os.environ.setdefault(settings.RULES, ",".join(rule_names(self.specs)))
@@ -94,9 +99,31 @@ class Runtime:
         if self.api:
             from local_runtime import gateway
 
-            server, _ = gateway.serve(gateway.load_app(), self.host, self.port)
+            app = gateway.load_app()
+            self._install_api_service()
+            server, _ = gateway.serve(app, self.host, self.port)
             self._server = server
             self.port = server.server_address[1]
+
+    def _install_api_service(self) -> None:
+        """Wire the API for a long-running process: confirms pipelined across requests on
+        one connection, and the outbox cleared in batches (on Lambda the app wires itself
+        with the synchronous publisher)."""
+        from chalicelib import dependencies
+
+        store = TicketStore()
+        cleaner = OutboxCleaner(store)
+        publisher = PipelinedPublisher(self.amqp_url, on_confirmed=cleaner.confirmed)
+        self._closers.extend([publisher.close, cleaner.close])
+        dependencies.install(
+            CreditService(
+                store=store,
+                cache=cache.TicketCache(cache.client()),
+                publisher=publisher,
+                rules=settings.get_list(settings.RULES),
+                clear_outbox=False,
+            )
+        )
 
     def _spawn(self, target: object, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -106,7 +133,9 @@ class Runtime:
     def _relay_loop(self) -> None:
         store, publisher = TicketStore(), ConfirmingPublisher(self.amqp_url)
         backoff = Backoff(initial=RELAY_INTERVAL_SECONDS, cap=15)
-        while not self._stop.wait(backoff.next_delay() if backoff.failing else RELAY_INTERVAL_SECONDS):
+        while not self._stop.wait(
+            backoff.next_delay() if backoff.failing else RELAY_INTERVAL_SECONDS
+        ):
             try:
                 while relay_outbox(store, publisher, grace=timedelta(seconds=2)):
                     pass
@@ -129,6 +158,8 @@ class Runtime:
             mapping.stop()
         for thread in self._threads:
             thread.join(timeout=60)
+        for close in self._closers:
+            close()
 
     def run_until_signalled(self) -> None:
         """start(), then block until SIGINT or SIGTERM, then stop() cleanly."""

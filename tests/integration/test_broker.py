@@ -65,3 +65,54 @@ def test_the_topology_is_quorum_queues_with_delivery_limit_and_dead_lettering(ch
         "x-dead-letter-exchange": "credit-requests.dlx",
         "x-dead-letter-routing-key": "rule.age.dlq",
     }
+
+
+@pytest.fixture
+def pipelined(services_ready):
+    from credit.async_publisher import PipelinedPublisher
+
+    confirmed = []
+    publisher = PipelinedPublisher(services_ready["AMQP_URL"], on_confirmed=confirmed.extend)
+    yield publisher, confirmed
+    publisher.close()
+
+
+def test_the_pipelined_publisher_confirms_messages_from_many_threads(channel, pipelined):
+    import threading
+
+    publisher, confirmed = pipelined
+    tickets = [str(uuid.uuid4()) for _ in range(200)]
+    errors = []
+
+    def send(chunk):
+        for ticket in chunk:
+            try:
+                publisher.publish(split_request(ticket, CreditRequest(30, 5), ("age", "value")))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(tickets[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(confirmed) == 400
+    assert channel.queue_declare("rule.age", passive=True).method.message_count == 200
+
+
+def test_the_pipelined_publisher_reports_unroutable_messages(channel, pipelined):
+    publisher, confirmed = pipelined
+    message = RuleMessage(str(uuid.uuid4()), "no-such-rule", b"{}")
+    with pytest.raises(PublishError, match="unroutable"):
+        publisher.publish([message])
+    assert message not in confirmed
+
+
+def test_the_pipelined_publisher_fails_fast_without_a_broker():
+    from credit.async_publisher import PipelinedPublisher
+
+    publisher = PipelinedPublisher("amqp://guest:guest@127.0.0.1:1/%2F")
+    with pytest.raises(PublishError, match="not connected"):
+        publisher.publish([RuleMessage(str(uuid.uuid4()), "age", b"{}")])
+    publisher.close()

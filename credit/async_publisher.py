@@ -1,0 +1,206 @@
+"""A long-lived publisher that pipelines messages from many threads over one confirm channel.
+
+Request threads hand their messages over and wait for the broker's confirms; the publisher's
+own thread runs pika's asynchronous connection, so confirms for many requests arrive in one
+frame (`multiple=True`) instead of one round trip per message. Confirmed messages are handed to
+`on_confirmed` (the outbox is cleared in batches). A message nacked, returned as unroutable, or
+in flight when the connection drops raises PublishError for its caller; it stays in the outbox
+for the relay. Suited to a long-running process; on AWS Lambda the synchronous
+ConfirmingPublisher is used, since nothing runs between invocations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pika
+import pika.channel
+import pika.exceptions
+from pika.frame import Method
+from pika.spec import Basic
+
+from credit import topology
+from credit.errors import PublishError
+from credit.messages import RuleMessage
+from credit.publisher import connection_parameters, describe, properties
+
+LOGGER = logging.getLogger(__name__)
+CONFIRM_TIMEOUT_SECONDS = 5.0
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(eq=False)
+class _Request:
+    messages: Sequence[RuleMessage]
+    done: threading.Event = field(default_factory=threading.Event)
+    outstanding: int = 0
+    error: str | None = None
+
+    def settle(self, error: str | None = None) -> None:
+        if error and not self.error:
+            self.error = error
+        self.outstanding -= 1
+        if self.outstanding <= 0:
+            self.done.set()
+
+    def fail(self, error: str) -> None:
+        self.error = self.error or error
+        self.done.set()
+
+
+class PipelinedPublisher:
+    """Thread-safe publish() with confirms, over one connection owned by a background thread."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        exchange: str = topology.EXCHANGE,
+        on_confirmed: Callable[[Sequence[RuleMessage]], None] | None = None,
+        confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
+    ) -> None:
+        self._url = url
+        self._exchange = exchange
+        self._on_confirmed = on_confirmed
+        self._confirm_timeout = confirm_timeout
+        self._connection: pika.SelectConnection | None = None
+        self._channel: pika.channel.Channel | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._tag = 0
+        self._pending: dict[int, tuple[_Request, RuleMessage]] = {}
+        self._returned: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+        self._thread.start()
+
+    # --- called from request threads -------------------------------------------------------
+    def publish(self, messages: Sequence[RuleMessage]) -> None:
+        if not self._ready.wait(0 if self._stopping.is_set() else 0.5):
+            raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
+        request = _Request(messages, outstanding=len(messages))
+        connection = self._connection
+        if connection is None:
+            raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
+        try:
+            connection.ioloop.add_callback_threadsafe(lambda: self._send(request))
+        except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
+            raise PublishError(f"RabbitMQ connection is closing: {exc!r}") from exc
+        if not request.done.wait(self._confirm_timeout):
+            raise PublishError(f"no confirm within {self._confirm_timeout}s")
+        if request.error:
+            raise PublishError(request.error)
+
+    def ping(self) -> None:
+        if not self._ready.is_set():
+            raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
+
+    def close(self) -> None:
+        self._stopping.set()
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.ioloop.add_callback_threadsafe(self._close_connection)
+            except (pika.exceptions.AMQPError, RuntimeError):
+                pass
+        self._thread.join(10)
+
+    # --- the publisher thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            self._connection = pika.SelectConnection(
+                connection_parameters(self._url),
+                on_open_callback=self._on_connection_open,
+                on_open_error_callback=self._on_connection_lost,
+                on_close_callback=self._on_connection_lost,
+            )
+            self._connection.ioloop.start()
+            self._ready.clear()
+            if self._stopping.is_set():
+                break
+            delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+            attempt = 0 if self._tag else attempt + 1
+            self._stopping.wait(delay)
+        self._fail_pending("publisher stopped")
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
+        self._channel = channel
+        self._tag = 0
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm)
+        self._ready.set()
+        LOGGER.info("publisher connected to %s", describe(self._url))
+
+    def _on_channel_closed(self, _: pika.channel.Channel, reason: Exception) -> None:
+        LOGGER.warning("publisher channel closed: %r", reason)
+        self._ready.clear()
+        self._fail_pending(f"channel closed: {reason!r}")
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _on_connection_lost(self, connection: pika.SelectConnection, reason: object) -> None:
+        self._ready.clear()
+        self._fail_pending(f"connection lost: {reason!r}")
+        if not self._stopping.is_set():
+            LOGGER.warning("publisher lost %s: %r", describe(self._url), reason)
+        connection.ioloop.stop()
+
+    def _close_connection(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+        elif self._connection is not None:
+            self._connection.ioloop.stop()
+
+    def _send(self, request: _Request) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            request.fail("channel is not open")
+            return
+        for message in request.messages:
+            self._tag += 1
+            self._pending[self._tag] = (request, message)
+            channel.basic_publish(
+                self._exchange, message.rule, message.body, properties(message), mandatory=True
+            )
+
+    def _on_return(
+        self, _: pika.channel.Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._returned.add(props.message_id or "")
+        LOGGER.error("message %s unroutable: %s", props.message_id, method.reply_text)
+
+    def _on_confirm(self, frame: Method) -> None:
+        method = frame.method
+        tags = (
+            [tag for tag in self._pending if tag <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        confirmed: list[RuleMessage] = []
+        for tag in tags:
+            entry = self._pending.pop(tag, None)
+            if entry is None:
+                continue
+            request, message = entry
+            if isinstance(method, Basic.Nack):
+                request.settle(f"broker nacked message {message.message_id}")
+            elif message.message_id in self._returned:
+                self._returned.discard(message.message_id)
+                request.settle(f"message {message.message_id} unroutable on {self._exchange!r}")
+            else:
+                request.settle()
+                confirmed.append(message)
+        if confirmed and self._on_confirmed is not None:
+            self._on_confirmed(confirmed)
+
+    def _fail_pending(self, error: str) -> None:
+        pending, self._pending = self._pending, {}
+        for request, _ in pending.values():
+            request.fail(error)
+        self._returned.clear()

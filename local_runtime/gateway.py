@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import logging
 import socket
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 from chalice.app import Chalice
 from chalice.config import Config
-from chalice.local import LocalGateway, LocalGatewayException
+from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 
 LOGGER = logging.getLogger(__name__)
 API_DIR = Path(__file__).resolve().parent.parent / "functions" / "api"
@@ -47,7 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # `format`: stdlib's signature
         LOGGER.debug("%s %s", self.address_string(), format % args)
 
     def _handle(self) -> None:
@@ -57,9 +58,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, {"Content-Type": "application/json", "Connection": "close"}, TOO_LARGE)
             return
         body = self.rfile.read(length) if length else None
+        method = "GET" if self.command == "HEAD" else self.command
+        allowed = self.server.allowed_methods(self.path)
+        if allowed and method not in allowed and method != "OPTIONS":
+            self._send(405, {"Allow": ", ".join(sorted(allowed))}, _not_allowed(method, allowed))
+            return
         headers = {name.lower(): value for name, value in self.headers.items()}
         try:
-            response = self.server.gateway.handle_request(self.command, self.path, headers, body)
+            response = self.server.gateway.handle_request(method, self.path, headers, body)
         except LocalGatewayException as exc:
             self._send(exc.CODE, dict(exc.headers), exc.body or b"")
             return
@@ -88,21 +94,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, ...) gets the same treatment: 405 with Allow.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+
+def _not_allowed(method: str, allowed: set[str]) -> bytes:
+    message = f"{method} is not allowed here; use {' or '.join(sorted(allowed))}"
+    return json.dumps({"code": "METHOD_NOT_ALLOWED", "message": message}).encode()
+
 
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], app: Chalice, timeout: int = 30, memory: int = 512) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: Chalice, timeout: int = 30, memory: int = 512
+    ) -> None:
         config = Config.create(
-            chalice_stage="local", app_name=app.app_name, lambda_timeout=timeout, lambda_memory_size=memory
+            chalice_stage="local", app_name=app.app_name, lambda_timeout=timeout,
+            lambda_memory_size=memory,
         )
         self.gateway = LocalGateway(app, config)
+        self._routes = {path: set(methods) for path, methods in app.routes.items()}
+        self._matcher = RouteMatcher(list(app.routes))
         super().__init__(address, _Handler)
 
+    def allowed_methods(self, path: str) -> set[str]:
+        """The methods the app defines for the route matching path; empty when none matches."""
+        try:
+            route = self._matcher.match_route(path).route
+        except ValueError:
+            return set()
+        return self._routes.get(route, set())
 
-def serve(app: Chalice, host: str = "127.0.0.1", port: int = 8000) -> tuple[GatewayServer, threading.Thread]:
+
+def serve(
+    app: Chalice, host: str = "127.0.0.1", port: int = 8000
+) -> tuple[GatewayServer, threading.Thread]:
     """Start serving in a background thread; call server.shutdown() to stop."""
     server = GatewayServer((host, port), app)
     thread = threading.Thread(target=server.serve_forever, name="api-gateway", daemon=True)

@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 from chalice.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from credit.service import CreditService
 from local_runtime.gateway import load_app
@@ -173,3 +175,34 @@ def test_the_openapi_document_describes_every_route(client):
     assert set(document["paths"]) == {"/credit-request", "/credit-validation", "/health"}
     codes = set(document["components"]["schemas"]["Error"]["properties"]["code"]["enum"])
     assert codes >= {"MALFORMED_JSON", "INVALID_REQUEST", "TICKET_NOT_FOUND", "PAYLOAD_TOO_LARGE"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(payload=json_values | st.fixed_dictionaries({"age": json_values, "value": json_values}))
+def test_any_json_body_gets_202_or_a_documented_400_never_a_5xx(client, service, payload):
+    response = post(client, json.dumps(payload))
+    assert response.status_code in (202, 400)
+    if response.status_code == 400:
+        assert response.json_body["code"] == "INVALID_REQUEST"
+        assert response.json_body["details"]
+
+
+@settings(
+    max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(raw=st.binary(max_size=300))
+def test_any_bytes_get_a_json_answer_never_a_5xx(client, raw):
+    response = post(client, raw)
+    assert response.status_code in (202, 400)
+    assert response.json_body

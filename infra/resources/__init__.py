@@ -1,0 +1,1 @@
+"""One module per AWS resource: read its current state, plan the change, apply it."""

@@ -1,0 +1,1 @@
+"""Test support: private throwaway servers (services) and their pytest fixtures (fixtures)."""

@@ -1,0 +1,1 @@
+"""Tests of tests.support: private servers for integration and fault-injection tests."""

@@ -11,6 +11,7 @@ ConfirmingPublisher is used, since nothing runs between invocations.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -100,10 +101,8 @@ class PipelinedPublisher:
         self._stopping.set()
         connection = self._connection
         if connection is not None:
-            try:
+            with contextlib.suppress(pika.exceptions.AMQPError, RuntimeError):
                 connection.ioloop.add_callback_threadsafe(self._close_connection)
-            except (pika.exceptions.AMQPError, RuntimeError):
-                pass
         self._thread.join(10)
 
     # --- the publisher thread ----------------------------------------------------------------
@@ -170,7 +169,11 @@ class PipelinedPublisher:
             )
 
     def _on_return(
-        self, _: pika.channel.Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes
+        self,
+        _: pika.channel.Channel,
+        method: Basic.Return,
+        props: pika.BasicProperties,
+        body: bytes,
     ) -> None:
         self._returned.add(props.message_id or "")
         LOGGER.error("message %s unroutable: %s", props.message_id, method.reply_text)

@@ -41,7 +41,10 @@ class OutboxCleaner:
     def flush(self) -> None:
         while True:
             with self._lock:
-                taken, self._confirmed = self._confirmed[: self._batch], self._confirmed[self._batch :]
+                taken, self._confirmed = (
+                    self._confirmed[: self._batch],
+                    self._confirmed[self._batch :],
+                )
             if not taken:
                 return
             try:

@@ -1,7 +1,14 @@
-"""One place that reads configuration: explicit argument > environment > default."""
+"""One place that reads configuration: explicit argument > environment > secret > default.
+
+On AWS, credentials live in Secrets Manager: when CREDIT_SECRET_ID names a secret, its JSON
+object (setting name -> value, e.g. {"MYSQL_URL": "mysql://user:password@host/credit"}) is
+read once per process and fills in what the environment does not set.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +21,7 @@ TICKET_TTL = "TICKET_CACHE_TTL_SECONDS"
 PENDING_TTL = "PENDING_CACHE_TTL_SECONDS"
 MIN_AGE = "MIN_AGE"
 MAX_VALUE = "MAX_VALUE"
+SECRET_ID = "CREDIT_SECRET_ID"  # noqa: S105 - the name of a variable, not a secret
 
 DEFAULTS: Mapping[str, str] = {
     AMQP_URL: "amqp://guest:guest@127.0.0.1:5672/%2F",
@@ -39,7 +47,31 @@ def get(name: str, explicit: str | None = None, environ: Mapping[str, str] | Non
     value = env.get(name)
     if value:
         return value
+    secret_id = env.get(SECRET_ID)
+    if secret_id:
+        value = secret_values(secret_id).get(name)
+        if value:
+            return value
     return DEFAULTS[name]
+
+
+@functools.cache
+def secret_values(secret_id: str) -> dict[str, str]:
+    """The settings stored in a Secrets Manager secret, fetched once per process."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise SettingsError(f"{SECRET_ID}={secret_id!r} cannot be read: {exc}") from exc
+    try:
+        values = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"secret {secret_id!r} is not a JSON object") from exc
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise SettingsError(f"secret {secret_id!r} must map setting names to strings")
+    return values
 
 
 def get_int(

@@ -1,0 +1,60 @@
+"""Settings: explicit argument > environment > Secrets Manager secret > default."""
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from credit import settings
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.secret_values.cache_clear()
+    with mock_aws():
+        client = boto3.client("secretsmanager")
+        arn = client.create_secret(
+            Name="credit-dev/services",
+            SecretString=json.dumps({"MYSQL_URL": "mysql://app:s3cret@db.internal:3306/credit"}),
+        )["ARN"]
+        yield arn
+    settings.secret_values.cache_clear()
+
+
+def test_default_when_nothing_is_set():
+    assert settings.get(settings.REDIS_URL, environ={}) == "redis://127.0.0.1:6379/0"
+
+
+def test_environment_beats_default_and_explicit_beats_environment():
+    env = {settings.REDIS_URL: "redis://cache:6379/1"}
+    assert settings.get(settings.REDIS_URL, environ=env) == "redis://cache:6379/1"
+    assert settings.get(settings.REDIS_URL, "redis://x:1/2", env) == "redis://x:1/2"
+
+
+def test_an_empty_variable_counts_as_unset():
+    assert settings.get(settings.MIN_AGE, environ={settings.MIN_AGE: ""}) == "18"
+
+
+def test_a_secret_fills_in_what_the_environment_does_not_set(secret):
+    env = {settings.SECRET_ID: secret}
+    assert (
+        settings.get(settings.MYSQL_URL, environ=env)
+        == "mysql://app:s3cret@db.internal:3306/credit"
+    )
+    assert settings.get(settings.REDIS_URL, environ=env) == "redis://127.0.0.1:6379/0"
+    env[settings.MYSQL_URL] = "mysql://root@127.0.0.1/credit"
+    assert settings.get(settings.MYSQL_URL, environ=env) == "mysql://root@127.0.0.1/credit"
+
+
+def test_an_unreadable_secret_names_the_variable(secret):
+    with pytest.raises(settings.SettingsError, match="CREDIT_SECRET_ID"):
+        settings.get(settings.MYSQL_URL, environ={settings.SECRET_ID: "no-such-secret"})
+
+
+def test_a_bad_integer_names_the_variable():
+    with pytest.raises(settings.SettingsError, match="PENDING_CACHE_TTL_SECONDS"):
+        settings.get_int(settings.PENDING_TTL, environ={settings.PENDING_TTL: "soon"})

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from credit import settings
+from infra.config import SERVICE_SETTINGS
 from infra.errors import PackageError
 from infra.package import LAYER_REQUIREMENTS, SHARED_PACKAGE, Vendor, skip_dependencies
 from local_runtime.declaration import FUNCTIONS_DIR
@@ -26,7 +28,8 @@ API_RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"  # chal
 CHALICE = (sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())")
 STAGING_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "venv")
 # Chalice's policy generator cannot parse every valid app (it crashes on some annotations), so
-# config.json turns it off and the staged copy gets this policy: logs, and ENIs for the VPC.
+# config.json turns it off and the staged copy gets this policy: logs, ENIs for the VPC, and
+# (added per stage by api_policy) reading the secret the stage's CREDIT_SECRET_ID names.
 API_POLICY: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
@@ -104,12 +107,65 @@ def stage_app(api_dir: Path, target: Path, vendor: Vendor) -> Path:
 
 
 def write_policies(chalice_dir: Path) -> None:
-    """Give every stage without its own policy-<stage>.json the API's policy."""
+    """Give every stage without its own policy-<stage>.json the API's policy for that stage."""
     config = json.loads((chalice_dir / "config.json").read_text())
     for stage in config.get("stages", {}):
         policy = chalice_dir / f"policy-{stage}.json"
         if not policy.exists():
-            policy.write_text(json.dumps(API_POLICY, indent=2) + "\n")
+            secret_id = stage_environment(config, stage).get(settings.SECRET_ID)
+            policy.write_text(json.dumps(api_policy(secret_id), indent=2) + "\n")
+
+
+def api_policy(secret_id: str | None) -> dict[str, Any]:
+    """API_POLICY, plus GetSecretValue on the stage's settings secret when it names one."""
+    if not secret_id:
+        return API_POLICY
+    statement = {
+        "Sid": "ServicesSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": secret_resource(secret_id),
+    }
+    return {**API_POLICY, "Statement": [*API_POLICY["Statement"], statement]}
+
+
+def secret_resource(secret_id: str) -> str:
+    """The ARN a policy grants for a secret given by ARN or by name.
+
+    A name matches its secret's ARN, whose last part is the name plus '-' and six random
+    characters that Secrets Manager adds (unknown until the secret exists).
+    """
+    if secret_id.startswith("arn:"):
+        return secret_id
+    return f"arn:*:secretsmanager:*:*:secret:{secret_id}-??????"
+
+
+def stage_environment(config: Mapping[str, Any], stage: str) -> dict[str, str]:
+    """A stage's environment_variables as Chalice merges them (the stage's own win)."""
+    stage_config = config.get("stages", {}).get(stage, {})
+    return {
+        **config.get("environment_variables", {}),
+        **stage_config.get("environment_variables", {}),
+    }
+
+
+def secret_warnings(config_path: Path, stage: str) -> list[str]:
+    """Credentials a stage would put in Lambda variables, or a missing CREDIT_SECRET_ID."""
+    if not config_path.is_file():
+        return []
+    environment = stage_environment(json.loads(config_path.read_text()), stage)
+    found = [
+        f"environment_variables.{name} would be a Lambda variable: credentials belong in the "
+        f"secret {settings.SECRET_ID} names"
+        for name in SERVICE_SETTINGS
+        if name in environment
+    ]
+    if not environment.get(settings.SECRET_ID):
+        found.append(
+            f"environment_variables.{settings.SECRET_ID} is not set: the API would fall back to "
+            "local defaults for the service URLs"
+        )
+    return found
 
 
 def placeholders(config_path: Path, stage: str) -> list[str]:

@@ -103,6 +103,8 @@ def run_api_package(args: argparse.Namespace) -> int:
     config_path = args.api_dir / ".chalice" / "config.json"
     for setting in api.placeholders(config_path, args.stage):
         print(f"warning: {config_path}: stage {args.stage}: {setting} is still a placeholder")
+    for problem in api.secret_warnings(config_path, args.stage):
+        print(f"warning: {config_path}: stage {args.stage}: {problem}")
     region = args.region or boto3.Session().region_name or "us-east-1"  # only for the template
     result = api.package(
         args.out_dir, args.stage, args.api_dir, vendor=_vendor(args), region=region

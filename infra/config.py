@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from credit import settings
@@ -25,6 +26,10 @@ SINGLE_INSTANCE = "SINGLE_INSTANCE"
 CLUSTER_MULTI_AZ = "CLUSTER_MULTI_AZ"
 DEFAULT_BROKER_INSTANCE_TYPE = "mq.t3.micro"
 DEFAULT_BROKER_ENGINE_VERSION = "3.13"  # quorum queues on Amazon MQ need 3.13 or later
+
+# Settings that carry credentials: deploy keeps them in the stage's services secret, which
+# credit.settings reads through CREDIT_SECRET_ID; they never go into a Lambda environment.
+SERVICE_SETTINGS = (settings.AMQP_URL, settings.MYSQL_URL, settings.REDIS_URL)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,13 @@ class StageConfig:
 
     @property
     def secret_name(self) -> str:
+        """The broker user's secret, which the event source mappings log in with."""
         return f"{self.prefix}/broker"
+
+    @property
+    def services_secret_name(self) -> str:
+        """The service URLs' secret, which the functions and the API read via CREDIT_SECRET_ID."""
+        return f"{self.prefix}/services"
 
     @property
     def broker_name(self) -> str:
@@ -102,11 +113,22 @@ class StageConfig:
         """Whether a resource's tags say this stage's deploy created it."""
         return tags.get(MANAGED_BY_TAG) == MANAGED_BY and tags.get(STAGE_TAG) == self.stage
 
-    def service_environment(self) -> dict[str, str]:
-        """The service URLs every function gets, under the names credit.settings reads."""
-        environment: dict[str, str] = {}
-        if self.mysql_url:
-            environment[settings.MYSQL_URL] = self.mysql_url
-        if self.redis_url:
-            environment[settings.REDIS_URL] = self.redis_url
-        return environment
+    def service_settings(self, amqp_url: str | None = None) -> dict[str, str | None]:
+        """What the services secret holds, under the names credit.settings reads.
+
+        None stands for a value this run cannot tell (AMQP_URL before the broker has an
+        endpoint, a URL left out of a dry run); the secret then keeps what it holds.
+        """
+        return {
+            settings.AMQP_URL: amqp_url,
+            settings.MYSQL_URL: self.mysql_url,
+            settings.REDIS_URL: self.redis_url,
+        }
+
+
+def function_environment(declared: Mapping[str, str], secret_id: str) -> dict[str, str]:
+    """A function's Lambda environment: its declared variables and where its settings are.
+
+    The service URLs are not in it: credit.settings fetches them from the secret.
+    """
+    return {**declared, settings.SECRET_ID: secret_id}

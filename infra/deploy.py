@@ -1,4 +1,4 @@
-"""Deploy: from the declarations to secret, broker, role, functions, mappings and topology."""
+"""Deploy: from the declarations to secrets, broker, role, functions, mappings and topology."""
 
 from __future__ import annotations
 
@@ -43,13 +43,17 @@ def deploy(
     sizes = {name: (a.size, a.unzipped_size) for name, a in artifacts.items()}
     limits.check(specs, config, sizes, require_services=not options.dry_run)
     plan = Plan(options.dry_run, warnings=warnings(specs, config))
-    secret_ref, broker_ref, role_arn = _shared_resources(plan, clients, config, options)
+    secret_ref, broker_ref = _broker(plan, clients, config, options)
     broker_ref = _ready_broker(clients, broker_ref, specs, options)
+    services_arn = _services_secret(plan, clients, specs, config, secret_ref, broker_ref, options)
+    policy = role.execution_policy(config, secret_ref.arn, broker_ref.arn, services_arn)
+    role_changes, role_arn = role.ensure(clients.iam, config, policy, options.dry_run)
+    plan.changes += role_changes
     if options.apply_topology:  # before the mappings, so they never poll a missing queue
         plan.changes += _apply_topology(specs, broker_ref, secret_ref, options)
     for spec in specs:
         artifact = artifacts[spec.name]
-        plan.add(_deploy_function(clients, spec, config, artifact, role_arn, options))
+        plan.add(_deploy_function(clients, spec, config, artifact, role_arn, services_arn, options))
         if spec.event_source is not None:
             plan.add(_deploy_mapping(clients, spec, config, broker_ref, secret_ref, plan, options))
     return plan
@@ -72,20 +76,48 @@ def _is_missing_setting(violation: Violation) -> bool:
     return violation.problem.startswith("is required")
 
 
-def _shared_resources(
+def _broker(
     plan: Plan, clients: Clients, config: StageConfig, options: Options
-) -> tuple[secret.SecretRef, broker.BrokerRef, str]:
-    """The secret, the broker and the role every function shares, in dependency order."""
+) -> tuple[secret.SecretRef, broker.BrokerRef]:
+    """The broker user's secret, then the broker it is a user of."""
     secret_change, secret_ref = secret.ensure(clients.secrets, config, options.dry_run)
     plan.add(secret_change)
     broker_change, broker_ref = broker.ensure(
         clients.mq, config, secret_ref.credentials, options.dry_run
     )
     plan.add(broker_change)
-    policy = role.execution_policy(config, secret_ref.arn, broker_ref.arn)
-    role_changes, role_arn = role.ensure(clients.iam, config, policy, options.dry_run)
-    plan.changes += role_changes
-    return secret_ref, broker_ref, role_arn
+    return secret_ref, broker_ref
+
+
+def service_settings(
+    specs: Sequence[FunctionSpec],
+    config: StageConfig,
+    secret_ref: secret.SecretRef,
+    broker_ref: broker.BrokerRef,
+) -> dict[str, str | None]:
+    """The services secret's value; AMQP_URL only once the broker has an amqps endpoint."""
+    endpoint = broker_ref.amqp_endpoint
+    amqp_url = None
+    if endpoint is not None:
+        vhost = topology.default_vhost(specs)
+        amqp_url = topology.amqp_url(endpoint, secret_ref.credentials, vhost)
+    return config.service_settings(amqp_url)
+
+
+def _services_secret(
+    plan: Plan,
+    clients: Clients,
+    specs: Sequence[FunctionSpec],
+    config: StageConfig,
+    secret_ref: secret.SecretRef,
+    broker_ref: broker.BrokerRef,
+    options: Options,
+) -> str:
+    """The secret the functions' CREDIT_SECRET_ID names; returns its ARN."""
+    wanted = service_settings(specs, config, secret_ref, broker_ref)
+    change, arn = secret.ensure_services(clients.secrets, config, wanted, options.dry_run)
+    plan.add(change)
+    return arn
 
 
 def _ready_broker(
@@ -104,10 +136,18 @@ def _deploy_function(
     config: StageConfig,
     artifact: Artifact,
     role_arn: str,
+    secret_id: str,
     options: Options,
 ) -> Change:
     change, _ = function.ensure(
-        clients.lambda_, spec, config, artifact, role_arn, options.dry_run, options.sleep
+        clients.lambda_,
+        spec,
+        config,
+        artifact,
+        role_arn,
+        secret_id,
+        options.dry_run,
+        options.sleep,
     )
     return change
 

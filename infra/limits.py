@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from infra.config import CLUSTER_MULTI_AZ, SINGLE_INSTANCE, STAGE_PATTERN, StageConfig
+from credit import settings
+from infra.config import (
+    CLUSTER_MULTI_AZ,
+    SERVICE_SETTINGS,
+    SINGLE_INSTANCE,
+    STAGE_PATTERN,
+    StageConfig,
+    function_environment,
+)
 from infra.errors import LimitError, Violation
 from local_runtime.declaration import FunctionSpec
 
@@ -117,10 +125,32 @@ def _configuration_violations(
     name = config.function_name(spec.name)
     if len(name) > MAX_FUNCTION_NAME:
         yield Violation(subject, "name", f"{name!r} is over {MAX_FUNCTION_NAME} characters")
-    environment = {**spec.environment, **config.service_environment()}
+    yield from _reserved_environment_violations(subject, spec)
+    environment = function_environment(spec.environment, _longest_secret_arn(config))
     size = sum(len(key.encode()) + len(value.encode()) for key, value in environment.items())
     if size > MAX_ENVIRONMENT_BYTES:
         yield Violation(subject, "environment", f"is {size} bytes, over {MAX_ENVIRONMENT_BYTES}")
+
+
+def _reserved_environment_violations(subject: str, spec: FunctionSpec) -> Iterator[Violation]:
+    """Service settings belong in the stage's secret; declared, they would shadow it."""
+    for name in sorted(spec.environment):
+        if name in SERVICE_SETTINGS:
+            yield Violation(
+                subject,
+                f"environment.{name}",
+                "credentials never go into Lambda variables: deploy keeps it in the stage's "
+                "services secret (--mysql-url, --redis-url, the broker's user)",
+            )
+        elif name == settings.SECRET_ID:
+            yield Violation(subject, f"environment.{name}", "is set by deploy")
+
+
+def _longest_secret_arn(config: StageConfig) -> str:
+    """As long as the services secret's ARN can be, for the environment size limit."""
+    region = config.region
+    name = config.services_secret_name
+    return f"arn:aws-us-gov:secretsmanager:{region}:123456789012:secret:{name}-XXXXXX"
 
 
 def _event_source_violations(subject: str, spec: FunctionSpec) -> Iterator[Violation]:

@@ -17,7 +17,7 @@ LOGGER = logging.getLogger(__name__)
 def teardown(
     specs: Sequence[FunctionSpec], config: StageConfig, clients: Clients, dry_run: bool = False
 ) -> Plan:
-    """Mappings, functions, role, the stage's own broker, then the secret; absent ones reported."""
+    """Mappings, functions, role, the stage's own broker, then the secrets; absent ones reported."""
     plan = Plan(dry_run)
     owned = function.owned(clients.lambda_, config)
     for name in owned:
@@ -30,5 +30,6 @@ def teardown(
     plan.changes += role.delete(clients.iam, config, dry_run)
     if config.manages_broker:
         plan.add(broker.delete(clients.mq, config, dry_run))
-    plan.add(secret.delete(clients.secrets, config, dry_run))
+    plan.add(secret.delete(clients.secrets, config, config.secret_name, dry_run))
+    plan.add(secret.delete(clients.secrets, config, config.services_secret_name, dry_run))
     return plan

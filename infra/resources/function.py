@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from infra.config import StageConfig
+from infra.config import StageConfig, function_environment
 from infra.package import Artifact
 from infra.plan import Action, Change
 from infra.resources.common import error_code, failed, is_not_found, pending
@@ -27,8 +27,14 @@ ROLE_RETRY_SECONDS = 3.0
 WAIT: WaiterConfigTypeDef = {"Delay": 2, "MaxAttempts": 150}
 
 
-def desired_configuration(spec: FunctionSpec, config: StageConfig, role_arn: str) -> dict[str, Any]:
-    """The configuration the declaration asks for, in UpdateFunctionConfiguration's terms."""
+def desired_configuration(
+    spec: FunctionSpec, config: StageConfig, role_arn: str, secret_id: str
+) -> dict[str, Any]:
+    """The configuration the declaration asks for, in UpdateFunctionConfiguration's terms.
+
+    The environment is the declared one plus CREDIT_SECRET_ID=secret_id: the service URLs
+    and their passwords stay in Secrets Manager.
+    """
     return {
         "FunctionName": config.function_name(spec.name),
         "Runtime": spec.runtime,
@@ -37,7 +43,7 @@ def desired_configuration(spec: FunctionSpec, config: StageConfig, role_arn: str
         "Timeout": int(spec.timeout),
         "MemorySize": spec.memory_size,
         "Description": spec.description,
-        "Environment": {"Variables": {**spec.environment, **config.service_environment()}},
+        "Environment": {"Variables": function_environment(spec.environment, secret_id)},
         "VpcConfig": {
             "SubnetIds": list(config.subnet_ids),
             "SecurityGroupIds": list(config.security_group_ids),
@@ -62,11 +68,12 @@ def ensure(
     config: StageConfig,
     artifact: Artifact,
     role_arn: str,
+    secret_id: str,
     dry_run: bool,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Change, str]:
     """Create the function or bring its code and configuration in line; returns its ARN."""
-    desired = desired_configuration(spec, config, role_arn)
+    desired = desired_configuration(spec, config, role_arn, secret_id)
     name = desired["FunctionName"]
     current = _get(client, name)
     if current is None:

@@ -1,4 +1,4 @@
-"""The functions' IAM execution role and its inline policy (logs, secret, VPC, broker)."""
+"""The functions' IAM execution role and its inline policy (logs, secrets, VPC, broker)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,14 @@ NETWORK_ACTIONS = [
 ]
 
 
-def execution_policy(config: StageConfig, secret_arn: str, broker_arn: str) -> dict[str, Any]:
-    """The inline policy, scoped to this stage's log groups, secret and broker."""
+def execution_policy(
+    config: StageConfig, secret_arn: str, broker_arn: str, services_secret_arn: str
+) -> dict[str, Any]:
+    """The inline policy, scoped to this stage's log groups, secrets and broker.
+
+    BrokerSecret is for Lambda's MQ poller (BASIC_AUTH); ServicesSecret is for the functions'
+    own code, which reads the service URLs through CREDIT_SECRET_ID.
+    """
     log_group = f"arn:aws:logs:{config.region}:*:log-group:/aws/lambda/{config.prefix}-*"
     return {
         "Version": "2012-10-17",
@@ -57,6 +63,12 @@ def execution_policy(config: StageConfig, secret_arn: str, broker_arn: str) -> d
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": secret_arn,
+            },
+            {
+                "Sid": "ServicesSecret",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": services_secret_arn,
             },
             {
                 "Sid": "Broker",

@@ -6,7 +6,7 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pika
 import pika.exceptions
@@ -67,6 +67,25 @@ def broker_parameters(
         connection_attempts=3,
         retry_delay=2,
     )
+
+
+def amqp_url(endpoint: str, credentials: BrokerCredentials, vhost: str = "/") -> str:
+    """The AMQP_URL credit.publisher opens (pika.URLParameters) for an amqps:// endpoint.
+
+    The same host, port, user and virtual host as broker_parameters; TLS comes from the
+    amqps scheme. User, password and vhost are percent-encoded.
+    """
+    parts = urlsplit(endpoint)
+    host = parts.hostname or endpoint
+    user = quote(credentials.username, safe="")
+    password = quote(credentials.password, safe="")
+    return f"amqps://{user}:{password}@{host}:{parts.port or AMQPS_PORT}/{quote(vhost, safe='')}"
+
+
+def default_vhost(specs: Sequence[FunctionSpec]) -> str:
+    """The virtual host publishers use: the one every event source reads from, else '/'."""
+    vhosts = list(queues_by_vhost(specs))
+    return vhosts[0] if len(vhosts) == 1 else "/"
 
 
 def connector(endpoint: str, credentials: BrokerCredentials) -> Connect:

@@ -18,6 +18,9 @@ from tests.infra.stubs import MappingStubs
 
 REGION = "us-east-1"
 READ_PREFIXES = ("Get", "List", "Describe")
+# Distinctive, so "no Lambda variable contains a password" cannot pass or fail by accident.
+MYSQL_PASSWORD = "mysql-pw-Q7xK2v"
+REDIS_PASSWORD = "redis-pw-Z4nR8c"
 
 
 class CallLog:
@@ -91,8 +94,9 @@ def config() -> StageConfig:
         region=REGION,
         subnet_ids=("subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"),
         security_group_ids=("sg-0a1b2c3d4e5f60718",),
-        mysql_url="mysql://credit:secret@credit.cluster-x.us-east-1.rds.amazonaws.com:3306/credit",
-        redis_url="rediss://credit.x.cache.amazonaws.com:6379/0",
+        mysql_url=f"mysql://credit:{MYSQL_PASSWORD}@credit.cluster-x.{REGION}.rds.amazonaws.com"
+        ":3306/credit",
+        redis_url=f"rediss://:{REDIS_PASSWORD}@credit.x.cache.amazonaws.com:6379/0",
     )
 
 

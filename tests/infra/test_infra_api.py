@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from infra import api
+from infra.config import StageConfig
 from infra.errors import PackageError
 from infra.package import skip_dependencies
 
@@ -39,6 +43,34 @@ def packaged(app_dir: Path, tmp_path: Path, stage: str) -> api.ApiPackage:
     )
 
 
+def secret_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in policy["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
+
+
+def assert_functions_hold_no_credentials(template: dict[str, Any], stage: str) -> None:
+    """Every Lambda function in the template names the secret and carries no URL."""
+    functions = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    ]
+    assert functions
+    for function in functions:
+        variables = function["Environment"]["Variables"]
+        assert variables["CREDIT_SECRET_ID"] == f"credit-{stage}/services"
+        assert not {"AMQP_URL", "MYSQL_URL", "REDIS_URL"} & set(variables)
+        assert not [value for value in variables.values() if "://" in value]
+
+
+def assert_roles_may_read_the_secret(template: dict[str, Any], stage: str) -> None:
+    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for resource in roles:
+        [policy] = resource["Properties"]["Policies"]
+        [statement] = secret_statements(policy["PolicyDocument"])
+        assert statement["Resource"] == api.secret_resource(f"credit-{stage}/services")
+
+
 @pytest.fixture
 def minimal_app(tmp_path: Path) -> Path:
     """A tiny Chalice app carrying the repository's real .chalice/config.json."""
@@ -50,24 +82,71 @@ def minimal_app(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_stages_carry_service_urls_rules_and_vpc_settings(stage):
+def test_stages_name_the_secret_and_carry_no_credentials(stage):
     settings = json.loads(CONFIG.read_text())["stages"][stage]
+    variables = settings["environment_variables"]
 
-    assert set(settings["environment_variables"]) == {
-        "AMQP_URL", "REDIS_URL", "MYSQL_URL", "CREDIT_RULES"
-    }  # fmt: skip
-    assert settings["environment_variables"]["CREDIT_RULES"] == "age,value"
-    assert settings["environment_variables"]["AMQP_URL"].startswith("amqps://")
+    assert set(variables) == {"CREDIT_SECRET_ID", "CREDIT_RULES"}
+    assert variables["CREDIT_SECRET_ID"] == StageConfig(stage=stage).services_secret_name
+    assert variables["CREDIT_RULES"] == "age,value"
+    assert not [value for value in variables.values() if "://" in value]
     assert settings["subnet_ids"] and settings["security_group_ids"]
+    assert api.secret_warnings(CONFIG, stage) == []
 
 
 def test_placeholders_are_reported_until_replaced():
     found = api.placeholders(CONFIG, "dev")
 
-    assert "environment_variables.MYSQL_URL" in found
     assert "subnet_ids" in found and "security_group_ids" in found
+    assert "environment_variables.CREDIT_SECRET_ID" not in found
     assert "environment_variables.CREDIT_RULES" not in found
     assert api.placeholders(CONFIG, "prod").count("subnet_ids") == 1
+
+
+def test_credentials_in_a_stage_or_a_missing_secret_id_are_warned_about(tmp_path):
+    config = {
+        "environment_variables": {"MYSQL_URL": "mysql://credit:pw@db/credit"},
+        "stages": {
+            "dev": {"environment_variables": {"CREDIT_SECRET_ID": "credit-dev/services"}},
+            "bare": {},
+        },
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+
+    [dev] = api.secret_warnings(path, "dev")
+    bare = api.secret_warnings(path, "bare")
+
+    assert dev.startswith("environment_variables.MYSQL_URL would be a Lambda variable")
+    assert len(bare) == 2 and "CREDIT_SECRET_ID is not set" in bare[1]
+
+
+def test_policies_grant_reading_each_stages_secret_and_nothing_else(minimal_app, tmp_path):
+    staged = api.stage_app(minimal_app, tmp_path / "staged", skip_dependencies)
+
+    for stage in ("dev", "prod"):
+        policy = json.loads((staged / ".chalice" / f"policy-{stage}.json").read_text())
+        [statement] = secret_statements(policy)
+        assert (
+            statement["Resource"]
+            == f"arn:*:secretsmanager:*:*:secret:credit-{stage}/services-??????"
+        )
+
+
+def test_the_policy_resource_matches_the_secret_deploy_creates(aws):
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    ours = client.create_secret(Name="credit-dev/services", SecretString="{}")["ARN"]
+    longer = client.create_secret(Name="credit-dev/services-old", SecretString="{}")["ARN"]
+    resource = api.secret_resource("credit-dev/services")
+
+    assert fnmatch.fnmatchcase(ours, resource)  # IAM's * and ? mean what fnmatch's do
+    assert not fnmatch.fnmatchcase(longer, resource)
+    assert api.secret_resource(ours) == ours
+
+
+def test_a_stage_without_a_secret_id_gets_no_secret_statement():
+    assert secret_statements(api.api_policy(None)) == []
+    assert api.api_policy(None) == api.API_POLICY
 
 
 @pytest.mark.slow
@@ -79,6 +158,8 @@ def test_chalice_package_output_passes_cfn_lint(minimal_app, tmp_path):
     handler = template["Resources"]["APIHandler"]["Properties"]
     assert handler["VpcConfig"]["SubnetIds"] == ["subnet-00000000000000000"]
     assert handler["Environment"]["Variables"]["CREDIT_RULES"] == "age,value"
+    assert_functions_hold_no_credentials(template, "dev")
+    assert_roles_may_read_the_secret(template, "dev")
     with zipfile.ZipFile(result.zip_path) as archive:
         contents = set(archive.namelist())
     assert {"app.py", "credit/__init__.py", "credit/settings.py", "chalice/app.py"} <= contents
@@ -126,6 +207,9 @@ def test_the_real_api_packages_and_passes_cfn_lint(tmp_path, stage):
     result = packaged(api.API_DIR, tmp_path, stage)
 
     assert lint(result.template) == []
+    template = json.loads(result.template.read_text())
+    assert_functions_hold_no_credentials(template, stage)
+    assert_roles_may_read_the_secret(template, stage)
     with zipfile.ZipFile(result.zip_path) as archive:
         contents = set(archive.namelist())
     assert {"app.py", "credit/__init__.py"} <= contents

@@ -54,6 +54,7 @@ def test_deploy_dry_run_prints_a_plan_and_creates_nothing(aws, tmp_path, capsys)
     assert code == 0
     assert "deploy cli (us-east-1): plan (dry run: nothing was changed)" in out
     assert "create     lambda-function  credit-cli-age_rule" in out
+    assert "create     secret           credit-cli/services  (without AMQP_URL, MYSQL_URL" in out
     assert "create     event-source     credit-cli-value_rule <- rule.value" in out
     assert "warning: option --mysql-url" in out
     assert boto3.client("lambda").list_functions()["Functions"] == []
@@ -92,6 +93,7 @@ def test_teardown_dry_run_on_an_empty_account_finds_nothing(aws, capsys):
     out = capsys.readouterr().out
     assert "absent     lambda-function  credit-cli-age_rule" in out
     assert "absent     mq-broker        credit-cli" in out
+    assert "absent     secret           credit-cli/services" in out
 
 
 def test_partial_broker_credentials_are_refused(aws, tmp_path, monkeypatch, capsys):

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 
 import boto3
+import pika
 import pytest
 
+from credit import settings
 from infra.config import BrokerCredentials, StageConfig
 from infra.deploy import Options, deploy
 from infra.errors import DeployError
 from infra.plan import Action
 from local_runtime.declaration import FunctionSpec
+from tests.infra.conftest import MYSQL_PASSWORD, REDIS_PASSWORD
 
 AGE, VALUE = "credit-test-age_rule", "credit-test-value_rule"
+SERVICES = "credit-test/services"
+
+
+@pytest.fixture
+def fresh_settings_cache() -> Iterator[None]:
+    """credit.settings caches a secret per process; start and end each test without it."""
+    settings.secret_values.cache_clear()
+    yield
+    settings.secret_values.cache_clear()
 
 
 def expect_first_deploy(stubs) -> None:
@@ -36,14 +49,38 @@ def with_event_source(spec: FunctionSpec, **changes) -> FunctionSpec:
     return dataclasses.replace(spec, event_source=dataclasses.replace(spec.event_source, **changes))
 
 
+def stored(clients, secret_id: str) -> dict[str, str]:
+    return json.loads(clients.secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+
+
+def services_arn(clients) -> str:
+    return clients.secrets.describe_secret(SecretId=SERVICES)["ARN"]
+
+
+def assert_no_credentials(variables: dict[str, str], config: StageConfig, clients) -> None:
+    """No Lambda variable holds a service URL, a password or the broker's password."""
+    broker_password = stored(clients, "credit-test/broker")["password"]
+    for name, value in variables.items():
+        assert "://" not in value, name
+        for password in (MYSQL_PASSWORD, REDIS_PASSWORD, broker_password):
+            assert password not in value, name
+        assert name not in ("AMQP_URL", "MYSQL_URL", "REDIS_URL")
+
+
 def test_first_deploy_creates_every_resource(specs, artifacts, config, clients, stubs):
     expect_first_deploy(stubs)
 
     plan = deploy(specs, artifacts, config, clients)
 
     assert set(actions(plan).values()) == {Action.CREATE}
-    assert [change.kind for change in plan.changes] == [
-        "secret", "mq-broker", "iam-role", "iam-policy",
+    assert [(change.kind, change.name) for change in plan.changes[:5]] == [
+        ("secret", "credit-test/broker"),
+        ("mq-broker", "credit-test"),
+        ("secret", SERVICES),
+        ("iam-role", "credit-test-functions"),
+        ("iam-policy", "credit-test-functions"),
+    ]
+    assert [change.kind for change in plan.changes[5:]] == [
         "lambda-function", "event-source", "lambda-function", "event-source",
     ]  # fmt: skip
     stubs.stubber.assert_no_pending_responses()
@@ -58,8 +95,7 @@ def test_functions_carry_the_declared_configuration(specs, artifacts, config, cl
     assert (age["Timeout"], age["MemorySize"]) == (30, 256)
     assert age["Environment"]["Variables"] == {
         "MIN_AGE": "18",
-        "MYSQL_URL": config.mysql_url,
-        "REDIS_URL": config.redis_url,
+        "CREDIT_SECRET_ID": services_arn(clients),
     }
     assert set(age["VpcConfig"]["SubnetIds"]) == set(config.subnet_ids)
     assert age["VpcConfig"]["SecurityGroupIds"] == list(config.security_group_ids)
@@ -67,6 +103,54 @@ def test_functions_carry_the_declared_configuration(specs, artifacts, config, cl
     assert age["Role"].endswith(":role/credit-test-functions")
     tags = clients.lambda_.list_tags(Resource=age["FunctionArn"])["Tags"]
     assert tags["stage"] == "test" and tags["managed-by"] == "credit-infra"
+
+
+def test_no_function_variable_holds_a_credential(specs, artifacts, config, clients, stubs):
+    expect_first_deploy(stubs)
+    deploy(specs, artifacts, config, clients)
+
+    for name in (AGE, VALUE):
+        current = clients.lambda_.get_function_configuration(FunctionName=name)
+        variables = current["Environment"]["Variables"]
+        assert variables["CREDIT_SECRET_ID"] == services_arn(clients)
+        assert_no_credentials(variables, config, clients)
+
+
+def test_services_secret_holds_the_urls_and_the_broker_url(
+    specs, artifacts, config, clients, stubs
+):
+    expect_first_deploy(stubs)
+    deploy(specs, artifacts, config, clients)
+
+    values = stored(clients, SERVICES)
+    broker_user = stored(clients, "credit-test/broker")
+    assert values == {
+        "MYSQL_URL": config.mysql_url,
+        "REDIS_URL": config.redis_url,
+        "AMQP_URL": f"amqps://credit:{broker_user['password']}@mockmq:5671/%2F",
+    }
+    amqp = pika.URLParameters(values["AMQP_URL"])
+    assert (amqp.host, amqp.port, amqp.virtual_host) == ("mockmq", 5671, "/")
+    assert amqp.credentials.username == broker_user["username"]
+    assert amqp.credentials.password == broker_user["password"]
+    assert amqp.ssl_options is not None
+    tags = {
+        t["Key"]: t["Value"] for t in clients.secrets.describe_secret(SecretId=SERVICES)["Tags"]
+    }
+    assert tags["stage"] == "test" and tags["managed-by"] == "credit-infra"
+
+
+def test_settings_read_through_a_functions_environment_find_the_urls(
+    specs, artifacts, config, clients, stubs, fresh_settings_cache
+):
+    expect_first_deploy(stubs)
+    deploy(specs, artifacts, config, clients)
+    current = clients.lambda_.get_function_configuration(FunctionName=AGE)
+
+    read = settings.Settings.from_env(current["Environment"]["Variables"])
+
+    assert (read.mysql_url, read.redis_url) == (config.mysql_url, config.redis_url)
+    assert read.amqp_url == stored(clients, SERVICES)["AMQP_URL"]
 
 
 def test_mappings_point_at_the_broker_queue_and_secret(specs, artifacts, config, clients, stubs):
@@ -123,6 +207,8 @@ def test_role_policy_grants_what_the_mq_event_source_needs(
     secret_arn = clients.secrets.describe_secret(SecretId="credit-test/broker")["ARN"]
     assert statements["BrokerSecret"]["Action"] == "secretsmanager:GetSecretValue"
     assert statements["BrokerSecret"]["Resource"] == secret_arn
+    assert statements["ServicesSecret"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["ServicesSecret"]["Resource"] == services_arn(clients)
     assert statements["Broker"]["Action"] == "mq:DescribeBroker"
     assert "ec2:CreateNetworkInterface" in statements["Network"]["Action"]
     assert "logs:PutLogEvents" in statements["Logs"]["Action"]
@@ -137,9 +223,47 @@ def test_second_deploy_changes_nothing(specs, artifacts, config, clients, stubs,
     plan = deploy(specs, artifacts, config, clients)
 
     assert set(actions(plan).values()) == {Action.UNCHANGED}
+    assert plan.find("secret", SERVICES).detail == ""  # every setting known, none missing
     assert not plan.changed
     assert calls.writes == []
     stubs.stubber.assert_no_pending_responses()
+
+
+def test_a_new_database_url_updates_only_the_secret(
+    specs, artifacts, config, clients, stubs, calls
+):
+    expect_first_deploy(stubs)
+    deploy(specs, artifacts, config, clients)
+    moved = dataclasses.replace(
+        config, mysql_url=config.mysql_url.replace("cluster-x", "cluster-y")
+    )
+    calls.clear()
+    expect_listing(stubs)
+
+    plan = deploy(specs, artifacts, moved, clients)
+
+    change = plan.find("secret", SERVICES)
+    assert (change.action, change.detail) == (Action.UPDATE, "MYSQL_URL")
+    assert MYSQL_PASSWORD not in plan.render("deploy")  # the plan names settings, not values
+    assert [c for c in plan.changes if c.action is not Action.UNCHANGED] == [change]
+    assert calls.writes == ["PutSecretValue"]
+    assert stored(clients, SERVICES)["MYSQL_URL"] == moved.mysql_url
+
+
+def test_functions_deployed_with_urls_in_their_environment_lose_them(
+    specs, artifacts, config, clients, stubs
+):
+    expect_first_deploy(stubs)
+    deploy(specs, artifacts, config, clients)
+    old = {"MIN_AGE": "18", "MYSQL_URL": config.mysql_url, "REDIS_URL": config.redis_url}
+    clients.lambda_.update_function_configuration(FunctionName=AGE, Environment={"Variables": old})
+    expect_listing(stubs)
+
+    plan = deploy(specs, artifacts, config, clients)
+
+    assert plan.find("lambda-function", AGE).detail == "Environment"
+    variables = clients.lambda_.get_function_configuration(FunctionName=AGE)["Environment"]
+    assert variables["Variables"] == {"MIN_AGE": "18", "CREDIT_SECRET_ID": services_arn(clients)}
 
 
 def test_changed_declaration_updates_only_what_changed(specs, artifacts, config, clients, stubs):
@@ -209,9 +333,12 @@ def test_dry_run_on_an_empty_account_calls_no_write_api(
 
     assert plan.dry_run
     assert set(actions(plan).values()) == {Action.CREATE}
+    services = plan.find("secret", SERVICES)
+    assert services.detail == "without AMQP_URL"  # no broker endpoint before the broker exists
     assert calls.operations and calls.writes == []
     assert clients.lambda_.list_functions()["Functions"] == []
     assert clients.mq.list_brokers()["BrokerSummaries"] == []
+    assert clients.secrets.list_secrets()["SecretList"] == []
     assert "plan (dry run: nothing was changed)" in plan.render("deploy test")
 
 
@@ -235,6 +362,24 @@ def test_dry_run_after_a_change_plans_the_update_without_applying_it(
     assert plan.find("lambda-function", AGE).action is Action.UPDATE
     assert calls.writes == []
     assert clients.lambda_.get_function_configuration(FunctionName=AGE)["MemorySize"] == 256
+
+
+def test_dry_run_plans_a_secret_update_without_writing_it(
+    specs, artifacts, config, clients, stubs, calls
+):
+    expect_first_deploy(stubs)
+    deploy(specs, artifacts, config, clients)
+    before = stored(clients, SERVICES)
+    calls.clear()
+    expect_listing(stubs)
+    moved = dataclasses.replace(config, redis_url=config.redis_url.replace("6379/0", "6379/1"))
+
+    plan = deploy(specs, artifacts, moved, clients, Options(dry_run=True))
+
+    assert plan.find("secret", SERVICES).action is Action.UPDATE
+    assert plan.find("secret", SERVICES).detail == "REDIS_URL"
+    assert calls.writes == []
+    assert stored(clients, SERVICES) == before
 
 
 def test_missing_service_urls_are_warnings_in_a_dry_run(specs, artifacts, clients, stubs):
@@ -276,6 +421,7 @@ def test_existing_broker_given_by_arn_is_used_not_managed(specs, artifacts, conf
     assert {m["EventSourceArn"] for m in created} == {existing["BrokerArn"]}
     secret = clients.secrets.get_secret_value(SecretId="credit-test/broker")["SecretString"]
     assert json.loads(secret) == {"username": "ops", "password": "a-long-password-1"}
+    assert stored(clients, SERVICES)["AMQP_URL"] == "amqps://ops:a-long-password-1@mockmq:5671/%2F"
 
 
 def test_unknown_broker_arn_fails_before_anything_is_written(
@@ -315,3 +461,5 @@ def test_given_credentials_update_the_secret(specs, artifacts, config, clients, 
     assert plan.find("secret", "credit-test/broker").action is Action.UPDATE
     secret = clients.secrets.get_secret_value(SecretId="credit-test/broker")["SecretString"]
     assert json.loads(secret)["password"] == "rotated-password-123"
+    assert plan.find("secret", SERVICES).detail == "AMQP_URL"  # the URL carries the password
+    assert "rotated-password-123" in stored(clients, SERVICES)["AMQP_URL"]

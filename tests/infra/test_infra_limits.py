@@ -32,6 +32,18 @@ def problems(specs, config, **kwargs) -> list[str]:
         ({"runtime": "python3.9"}, "function age_rule: runtime: must be one of python3.10"),
         ({"name": "a" * 60}, "name: 'credit-test-" + "a" * 60 + "' is over 64 characters"),
         ({"environment": {"BIG": "x" * 5000}}, "function age_rule: environment: is 5"),
+        (
+            {"environment": {"MYSQL_URL": "mysql://u:p@db/credit"}},
+            "function age_rule: environment.MYSQL_URL: credentials never go into Lambda",
+        ),
+        (
+            {"environment": {"AMQP_URL": "amqps://u:p@mq:5671/%2F"}},
+            "function age_rule: environment.AMQP_URL: credentials never go into Lambda",
+        ),
+        (
+            {"environment": {"CREDIT_SECRET_ID": "elsewhere"}},
+            "function age_rule: environment.CREDIT_SECRET_ID: is set by deploy",
+        ),
     ],
 )
 def test_function_limits_name_function_and_field(specs, config, change, expected):
@@ -40,6 +52,15 @@ def test_function_limits_name_function_and_field(specs, config, change, expected
     found = problems([spec], config)
 
     assert len(found) == 1 and expected in found[0]
+
+
+def test_environment_size_counts_the_secret_id_deploy_adds(specs, config):
+    declared = {"BIG": "x" * (limits.MAX_ENVIRONMENT_BYTES - len("BIG") - 16)}
+    spec = dataclasses.replace(specs[0], environment=declared)
+
+    found = problems([spec], config)
+
+    assert len(found) == 1 and "function age_rule: environment: is " in found[0]
 
 
 def test_timeout_limit_is_15_minutes_without_an_mq_trigger(specs, config):

@@ -65,7 +65,14 @@ def test_function_creation_waits_for_a_new_role(specs, artifacts, config):
     slept: list[float] = []
 
     _, arn = function.ensure(
-        lambda_client, specs[0], config, artifacts["age_rule"], "arn:role", False, slept.append
+        lambda_client,
+        specs[0],
+        config,
+        artifacts["age_rule"],
+        "arn:role",
+        "arn:services",
+        False,
+        slept.append,
     )
 
     assert arn.endswith(":function:credit-test-age_rule")
@@ -81,7 +88,9 @@ def test_other_creation_errors_are_not_retried(specs, artifacts, config):
     client: Any = Refusing(0)
 
     with pytest.raises(DeployError, match="could not create lambda-function credit-test-age_rule"):
-        function.ensure(client, specs[0], config, artifacts["age_rule"], "arn:role", False)
+        function.ensure(
+            client, specs[0], config, artifacts["age_rule"], "arn:role", "arn:services", False
+        )
     assert client.attempts == 1
 
 
@@ -106,7 +115,7 @@ def test_a_broker_that_never_starts_is_an_error():
 
 
 def test_function_differences_ignore_order_and_absent_defaults(specs, config):
-    desired = function.desired_configuration(specs[0], config, "arn:role")
+    desired = function.desired_configuration(specs[0], config, "arn:role", "arn:services")
     current = {
         **{key: desired[key] for key in function.COMPARED},
         "Environment": {"Variables": dict(desired["Environment"]["Variables"])},
@@ -122,8 +131,17 @@ def test_function_differences_ignore_order_and_absent_defaults(specs, config):
     assert function.differences({**current, "Environment": None}, desired) == ["Environment"]
 
 
+def test_function_environment_is_the_declared_one_plus_the_secret_id(specs, config):
+    desired = function.desired_configuration(specs[0], config, "arn:role", "arn:services")
+
+    assert desired["Environment"]["Variables"] == {
+        **specs[0].environment,
+        "CREDIT_SECRET_ID": "arn:services",
+    }
+
+
 def test_policy_comparison_ignores_key_and_list_order(config):
-    policy = role.execution_policy(config, "arn:secret", "arn:broker")
+    policy = role.execution_policy(config, "arn:secret", "arn:broker", "arn:services")
     reordered = {
         "Statement": [
             {**statement, "Action": sorted(statement["Action"], reverse=True)}

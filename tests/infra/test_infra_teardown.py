@@ -13,6 +13,7 @@ from infra.plan import Action
 from infra.teardown import teardown
 
 AGE, VALUE = "credit-test-age_rule", "credit-test-value_rule"
+SERVICES = "credit-test/services"
 
 
 def deployed(specs, artifacts, config, clients, stubs) -> None:
@@ -34,6 +35,8 @@ def test_teardown_deletes_everything_deploy_created(specs, artifacts, config, cl
     plan = teardown(specs, config, clients)
 
     assert {change.action for change in plan.changes} == {Action.DELETE}
+    assert plan.find("secret", "credit-test/broker").action is Action.DELETE
+    assert plan.find("secret", SERVICES).action is Action.DELETE
     assert clients.lambda_.list_functions()["Functions"] == []
     assert clients.mq.list_brokers()["BrokerSummaries"] == []
     assert clients.secrets.list_secrets()["SecretList"] == []
@@ -53,7 +56,9 @@ def test_second_teardown_finds_nothing_and_writes_nothing(
     plan = teardown(specs, config, clients)
 
     assert {change.action for change in plan.changes} == {Action.ABSENT}
-    assert {change.name for change in plan.changes} >= {AGE, VALUE, "credit-test-functions"}
+    assert {change.name for change in plan.changes} >= {
+        AGE, VALUE, "credit-test-functions", "credit-test/broker", SERVICES
+    }  # fmt: skip
     assert calls.writes == []
 
 
@@ -69,8 +74,10 @@ def test_teardown_dry_run_lists_deletions_without_deleting(
 
     assert plan.find("lambda-function", AGE).action is Action.DELETE
     assert plan.find("event-source", f"{AGE} <- rule.age").action is Action.DELETE
+    assert plan.find("secret", SERVICES).action is Action.DELETE
     assert calls.writes == []
     assert len(clients.lambda_.list_functions()["Functions"]) == 2
+    assert clients.secrets.describe_secret(SecretId=SERVICES)["Name"] == SERVICES
 
 
 def test_teardown_leaves_other_stages_and_untagged_resources(
@@ -80,11 +87,15 @@ def test_teardown_leaves_other_stages_and_untagged_resources(
     iam = boto3.client("iam", region_name="us-east-1")
     policy = {"Version": "2012-10-17", "Statement": []}
     iam.create_role(RoleName="credit-other-functions", AssumeRolePolicyDocument=json.dumps(policy))
+    clients.secrets.create_secret(Name="credit-other/services", SecretString="{}")
     other = dataclasses.replace(config, stage="other")
 
     plan = teardown(specs, other, clients)
 
     assert plan.find("iam-role", "credit-other-functions").action is Action.SKIP
+    assert plan.find("secret", "credit-other/services").action is Action.SKIP
+    assert clients.secrets.describe_secret(SecretId="credit-other/services")
+    assert clients.secrets.describe_secret(SecretId=SERVICES)
     assert plan.find("lambda-function", "credit-other-age_rule").action is Action.ABSENT
     assert len(clients.lambda_.list_functions()["Functions"]) == 2
     assert iam.get_role(RoleName="credit-other-functions")

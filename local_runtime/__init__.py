@@ -1,1 +1,1 @@
-"""Runs RabbitMQ-triggered Lambda handlers locally with AWS's event, batching and failure semantics."""
+"""Runs RabbitMQ-triggered Lambda handlers locally with AWS's event, batching and failures."""

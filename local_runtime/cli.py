@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("function")
     invoke.add_argument("-e", "--event", type=Path, help="event JSON file, '-' for stdin")
 
-    generate = commands.add_parser("generate-event", help="print an aws:rmq event for a message body")
+    generate = commands.add_parser(
+        "generate-event", help="print an aws:rmq event for a message body"
+    )
     generate.add_argument("--queue", default="test")
     generate.add_argument("--virtual-host", default="/")
     generate.add_argument("--body", default='{"ticket": "00000000-0000-4000-8000-000000000000"}',
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     except DeclarationError as exc:
         print(f"error: bad function declaration: {exc}", file=sys.stderr)
         code = 2
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as exc:  # one clear line instead of a traceback
         from local_runtime.supervisor import StartupError
 
         if not isinstance(exc, StartupError | OSError):
@@ -88,7 +90,9 @@ def _specs(args: argparse.Namespace, names: list[str] | None = None) -> list[Fun
         known = {spec.name for spec in specs}
         missing = sorted(set(names) - known)
         if missing:
-            raise DeclarationError(args.functions_dir, "function", f"no function named {', '.join(missing)}")
+            raise DeclarationError(
+                args.functions_dir, "function", f"no function named {', '.join(missing)}"
+            )
         specs = [spec for spec in specs if spec.name in names]
     return specs
 
@@ -98,7 +102,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     specs = _specs(args, args.functions)
     prepare(specs, amqp_url=args.amqp_url)
-    runtime = Runtime(specs, amqp_url=args.amqp_url, api=not args.no_api, host=args.host, port=args.port)
+    runtime = Runtime(
+        specs, amqp_url=args.amqp_url, api=not args.no_api, host=args.host, port=args.port
+    )
     runtime.run_until_signalled()
     LOGGER.info("stopped cleanly")
     return 0
@@ -113,7 +119,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"delivery_limit={source.delivery_limit}"
             if source else "(no event source)"
         )
-        print(f"{spec.name:<16} {spec.handler:<20} timeout={spec.timeout:g}s memory={spec.memory_size}MB  {where}")
+        print(
+            f"{spec.name:<16} {spec.handler:<20} timeout={spec.timeout:g}s "
+            f"memory={spec.memory_size}MB  {where}"
+        )
     return 0
 
 
@@ -146,7 +155,8 @@ def cmd_generate_event(args: argparse.Namespace) -> int:
         message_id=args.message_id,
     )
     arn = broker_arn("127.0.0.1", 5672, LOCAL_REGION, LOCAL_ACCOUNT)
-    event = build_event(args.queue, [Delivery(body, properties, args.redelivered)], arn, args.virtual_host)
+    delivery = Delivery(body, properties, args.redelivered)
+    event = build_event(args.queue, [delivery], arn, args.virtual_host)
     print(json.dumps(event, indent=2))
     return 0
 

@@ -24,6 +24,16 @@ DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
 PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+VARIABLE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")
+MAX_ENVIRONMENT_BYTES = 4096  # all names and values together
+# Set by Lambda itself; a function configuration that declares one is refused.
+RESERVED_VARIABLES = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ",
+})
 
 
 class DeclarationError(ValueError):
@@ -107,7 +117,10 @@ def discover(root: Path | str = FUNCTIONS_DIR) -> list[FunctionSpec]:
 
 
 def _parse(path: Path, raw: dict[str, Any]) -> FunctionSpec:
-    known = {"name", "description", "handler", "runtime", "timeout", "memory_size", "environment", "event_source"}
+    known = {
+        "name", "description", "handler", "runtime", "timeout", "memory_size", "environment",
+        "event_source",
+    }
     _no_unknown(path, "", raw, known)
     name = _string(path, "name", raw.get("name"))
     if not NAME_PATTERN.match(name):
@@ -119,15 +132,11 @@ def _parse(path: Path, raw: dict[str, Any]) -> FunctionSpec:
     if runtime not in PYTHON_RUNTIMES:
         raise DeclarationError(path, "runtime", f"must be one of {', '.join(PYTHON_RUNTIMES)}")
     timeout = _number(path, "timeout", raw.get("timeout", 3), 1, MAX_TIMEOUT_SECONDS)
-    memory = int(_number(path, "memory_size", raw.get("memory_size", 128), MIN_MEMORY_MB, MAX_MEMORY_MB, integer=True))
-    environment = raw.get("environment", {})
-    if not isinstance(environment, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in environment.items()
-    ):
-        raise DeclarationError(path, "environment", "must map names to string values")
-    reserved = sorted(k for k in environment if k.startswith(("AWS_", "LAMBDA_")) or k == "_HANDLER")
-    if reserved:
-        raise DeclarationError(path, "environment", f"reserved by Lambda: {', '.join(reserved)}")
+    memory = int(
+        _number(path, "memory_size", raw.get("memory_size", 128), MIN_MEMORY_MB, MAX_MEMORY_MB,
+                integer=True)
+    )
+    environment = _environment(path, raw.get("environment", {}))
     source = raw.get("event_source")
     return FunctionSpec(
         name=name,
@@ -136,10 +145,32 @@ def _parse(path: Path, raw: dict[str, Any]) -> FunctionSpec:
         runtime=runtime,
         timeout=timeout,
         memory_size=memory,
-        environment=dict(environment),
+        environment=environment,
         description=str(raw.get("description", "")),
         event_source=None if source is None else _event_source(path, source),
     )
+
+
+def _environment(path: Path, raw: object) -> dict[str, str]:
+    """Variables as AWS accepts them: string values, valid names, none reserved, 4 KB in all."""
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise DeclarationError(path, "environment", "must map names to string values")
+    reserved = sorted(RESERVED_VARIABLES.intersection(raw))
+    if reserved:
+        raise DeclarationError(path, "environment", f"reserved by Lambda: {', '.join(reserved)}")
+    for name in raw:
+        if not VARIABLE_PATTERN.match(name):
+            raise DeclarationError(
+                path, f"environment.{name}", "names are a letter, then letters, digits or '_'"
+            )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in raw.items())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise DeclarationError(
+            path, "environment", f"{size} bytes in all, more than Lambda's {MAX_ENVIRONMENT_BYTES}"
+        )
+    return dict(raw)
 
 
 def _event_source(path: Path, raw: object) -> EventSource:
@@ -157,7 +188,8 @@ def _event_source(path: Path, raw: object) -> EventSource:
         exchange=_string(path, "event_source.exchange", raw.get("exchange")),
         routing_key=_string(path, "event_source.routing_key", raw.get("routing_key")),
         batch_size=int(
-            _number(path, "event_source.batch_size", raw.get("batch_size", DEFAULT_BATCH_SIZE), 1, MAX_BATCH_SIZE, integer=True)
+            _number(path, "event_source.batch_size", raw.get("batch_size", DEFAULT_BATCH_SIZE),
+                    1, MAX_BATCH_SIZE, integer=True)
         ),
         maximum_batching_window=_number(
             path,
@@ -167,10 +199,12 @@ def _event_source(path: Path, raw: object) -> EventSource:
             MAX_BATCHING_WINDOW_SECONDS,
         ),
         delivery_limit=int(
-            _number(path, "event_source.delivery_limit", raw.get("delivery_limit", DEFAULT_DELIVERY_LIMIT), 1, 1000, integer=True)
+            _number(path, "event_source.delivery_limit",
+                    raw.get("delivery_limit", DEFAULT_DELIVERY_LIMIT), 1, 1000, integer=True)
         ),
         concurrency=int(
-            _number(path, "event_source.concurrency", raw.get("concurrency", 1), 1, MAX_LOCAL_CONCURRENCY, integer=True)
+            _number(path, "event_source.concurrency", raw.get("concurrency", 1),
+                    1, MAX_LOCAL_CONCURRENCY, integer=True)
         ),
         virtual_host=_string(path, "event_source.virtual_host", raw.get("virtual_host", "/")),
     )
@@ -179,7 +213,8 @@ def _event_source(path: Path, raw: object) -> EventSource:
 def _no_unknown(path: Path, prefix: str, raw: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise DeclarationError(path, prefix + unknown[0], f"unknown field (known: {', '.join(sorted(known))})")
+        known_list = ", ".join(sorted(known))
+        raise DeclarationError(path, prefix + unknown[0], f"unknown field (known: {known_list})")
 
 
 def _string(path: Path, name: str, value: object) -> str:
@@ -188,8 +223,11 @@ def _string(path: Path, name: str, value: object) -> str:
     return value
 
 
-def _number(path: Path, name: str, value: object, low: float, high: float, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
+def _number(
+    path: Path, name: str, value: object, low: float, high: float, integer: bool = False
+) -> float:
+    wrong_kind = integer and not isinstance(value, int)
+    if isinstance(value, bool) or not isinstance(value, int | float) or wrong_kind:
         kind = "an integer" if integer else "a number"
         raise DeclarationError(path, name, f"must be {kind} from {low} to {high}, got {value!r}")
     if not low <= value <= high:

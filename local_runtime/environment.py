@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -15,7 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any, TextIO
 
 from local_runtime import protocol
-from local_runtime.context import log_stream_name
+from local_runtime.context import LOG_GROUP_VARIABLE, LOG_STREAM_VARIABLE, log_stream_name
 from local_runtime.declaration import FunctionSpec
 from local_runtime.events import LOCAL_REGION
 
@@ -42,10 +44,13 @@ class Invocation:
     init_ms: float | None
 
 
-def lambda_environment(spec: FunctionSpec, overrides: dict[str, str] | None = None) -> dict[str, str]:
+def lambda_environment(
+    spec: FunctionSpec, overrides: dict[str, str] | None = None
+) -> dict[str, str]:
     """The environment one execution environment sees: Lambda's reserved variables, the
     function's declared ones, the service URLs, and a few basics from the runtime's own.
-    Nothing else leaks from the runtime's environment, so functions stay isolated."""
+    Nothing else leaks from the runtime's environment, so functions stay isolated. Each call
+    names a new log stream: one stream per execution environment, as on AWS."""
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
     env.update({name: os.environ[name] for name in SERVICE_VARIABLES if name in os.environ})
     env.update(spec.environment)
@@ -55,9 +60,9 @@ def lambda_environment(spec: FunctionSpec, overrides: dict[str, str] | None = No
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(spec.timeout)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            LOG_GROUP_VARIABLE: f"/aws/lambda/{spec.name}",
+            LOG_STREAM_VARIABLE: log_stream_name(),
             "AWS_REGION": env.get("AWS_REGION", LOCAL_REGION),
             "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", LOCAL_REGION),
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
@@ -111,7 +116,8 @@ class ExecutionEnvironment:
         self._requests = Connection(request_write, readable=False)
         self._responses = Connection(response_read, writable=False)
         threading.Thread(
-            target=self._forward_output, args=(self._process,), daemon=True, name=f"{self.spec.name}-log"
+            target=self._forward_output, args=(self._process,), daemon=True,
+            name=f"{self.spec.name}-log",
         ).start()
         self.cold_starts += 1
         message = self._await(INIT_TIMEOUT_SECONDS, "Runtime.InitTimeout")
@@ -125,6 +131,7 @@ class ExecutionEnvironment:
     def invoke(self, event: dict[str, Any], timeout: float | None = None) -> Invocation:
         """Invoke once; raises InvocationFailed on error, timeout (worker killed) or crash."""
         if not self.alive:
+            self.kill()  # a worker that died while idle: close its pipes now, not at GC
             self.start()
         assert self._requests is not None
         timeout = self.spec.timeout if timeout is None else timeout
@@ -134,7 +141,8 @@ class ExecutionEnvironment:
         init_ms, self._init_ms = self._init_ms, None
         try:
             protocol.send(
-                self._requests, protocol.INVOKE, request_id=request_id, event=event, deadline_ms=deadline_ms
+                self._requests, protocol.INVOKE,
+                request_id=request_id, event=event, deadline_ms=deadline_ms,
             )
         except OSError as exc:
             self.kill()
@@ -143,12 +151,13 @@ class ExecutionEnvironment:
             message = self._await(timeout, "Sandbox.Timedout", request_id=request_id)
         except InvocationFailed as failure:
             if failure.error_type == "Sandbox.Timedout":
-                self._report_timeout(request_id, began, timeout)
+                self._report_timeout(request_id, began, timeout, init_ms)
             raise
         if not message["ok"]:
             error = message["error"]
             raise InvocationFailed(error["errorType"], error["errorMessage"], error)
-        return Invocation(request_id, message.get("payload"), float(message["duration_ms"]), init_ms)
+        duration_ms = float(message["duration_ms"])
+        return Invocation(request_id, message.get("payload"), duration_ms, init_ms)
 
     def kill(self) -> None:
         process, self._process = self._process, None
@@ -157,10 +166,8 @@ class ExecutionEnvironment:
                 conn.close()
         self._requests = self._responses = None
         if process is not None and process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # the handler's own children go too
-            except ProcessLookupError:
-                pass
             process.wait()
 
     def stop(self, grace: float = 2.0) -> None:
@@ -173,10 +180,14 @@ class ExecutionEnvironment:
             try:
                 process.wait(grace)
             except subprocess.TimeoutExpired:
-                LOGGER.warning("%s: worker %s did not exit, killing it", self.spec.name, process.pid)
+                LOGGER.warning(
+                    "%s: worker %s did not exit, killing it", self.spec.name, process.pid
+                )
         self.kill()
 
-    def _await(self, timeout: float, timeout_type: str, request_id: str | None = None) -> dict[str, Any]:
+    def _await(
+        self, timeout: float, timeout_type: str, request_id: str | None = None
+    ) -> dict[str, Any]:
         assert self._responses is not None
         try:
             ready = self._responses.poll(timeout)
@@ -191,15 +202,20 @@ class ExecutionEnvironment:
         self.kill()
         raise InvocationFailed(timeout_type, f"no answer within {timeout:.2f} seconds")
 
-    def _report_timeout(self, request_id: str, began: float, timeout: float) -> None:
+    def _report_timeout(
+        self, request_id: str, began: float, timeout: float, init_ms: float | None
+    ) -> None:
+        """The worker was killed before it could report: write its END and REPORT for it,
+        with the Init Duration when the invocation was the worker's first."""
         elapsed = (time.monotonic() - began) * 1000
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         self._write(f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds")
         self._write(f"END RequestId: {request_id}")
+        init = "" if init_ms is None else f"\tInit Duration: {init_ms:.2f} ms"
         self._write(
             f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms\t"
-            f"Billed Duration: {int(elapsed) + 1} ms\tMemory Size: {self.spec.memory_size} MB\t"
-            f"Max Memory Used: - MB\tStatus: timeout"
+            f"Billed Duration: {math.ceil(elapsed + (init_ms or 0.0))} ms\t"
+            f"Memory Size: {self.spec.memory_size} MB\tMax Memory Used: - MB{init}\tStatus: timeout"
         )
 
     def _forward_output(self, process: subprocess.Popen[bytes]) -> None:

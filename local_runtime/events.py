@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import pika
@@ -16,7 +18,9 @@ EVENT_SOURCE = "aws:rmq"
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT = "000000000000"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous invocation's payload limit
-RECORD_OVERHEAD_BYTES = 512  # JSON of basicProperties and keys around each record's data
+# The event's own keys, source ARN and queue key; what is left of 6 MB is for the records.
+EVENT_ENVELOPE_BYTES = 1024
+RECORD_BUDGET_BYTES = MAX_PAYLOAD_BYTES - EVENT_ENVELOPE_BYTES
 
 
 @dataclass(frozen=True)
@@ -28,13 +32,18 @@ class Delivery:
     redelivered: bool = False
     delivery_tag: int = 0
 
-    @property
+    @cached_property
     def event_size(self) -> int:
-        """Bytes this message adds to an event: base64 data plus the record's envelope."""
-        return 4 * ((len(self.body) + 2) // 3) + RECORD_OVERHEAD_BYTES
+        """Bytes this message adds to an event (compact JSON): its properties, headers
+        included, its base64 data, its keys and the comma that separates it from the next."""
+        properties = basic_properties(self.properties, len(self.body))
+        envelope = {"basicProperties": properties, "redelivered": self.redelivered, "data": ""}
+        return len(_compact(envelope)) + 4 * ((len(self.body) + 2) // 3) + 1
 
 
-def broker_arn(host: str, port: int, region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT) -> str:
+def broker_arn(
+    host: str, port: int, region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT
+) -> str:
     """A stable, AWS-shaped broker ARN for a local broker address."""
     broker_id = uuid.uuid5(uuid.NAMESPACE_URL, f"amqp://{host}:{port}")
     return f"arn:aws:mq:{region}:{account}:broker:local:b-{broker_id}"
@@ -44,7 +53,7 @@ def timestamp_text(seconds: int | None) -> str | None:
     """AMQP timestamp as AWS renders it: 'Jan 1, 1970, 12:33:41 AM' (UTC)."""
     if seconds is None:
         return None
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
     hour = moment.hour % 12 or 12
     return f"{moment:%b} {moment.day}, {moment.year}, {hour}:{moment:%M:%S} {moment:%p}"
 
@@ -52,9 +61,9 @@ def timestamp_text(seconds: int | None) -> str | None:
 def header_value(value: object) -> object:
     """Strings become {"bytes": [...]}, numbers and booleans stay, tables and lists recurse."""
     if isinstance(value, str):
-        return {"bytes": list(value.encode())}
+        return {"bytes": java_bytes(value.encode())}
     if isinstance(value, bytes | bytearray):
-        return {"bytes": list(value)}
+        return {"bytes": java_bytes(value)}
     if isinstance(value, Mapping):
         return {str(k): header_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -62,8 +71,18 @@ def header_value(value: object) -> object:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, datetime):
-        return timestamp_text(int(value.replace(tzinfo=value.tzinfo or timezone.utc).timestamp()))
+        return timestamp_text(int(value.replace(tzinfo=value.tzinfo or UTC).timestamp()))
     return value
+
+
+def java_bytes(data: bytes | bytearray) -> list[int]:
+    """Bytes as AWS's JVM-built event writes them: Java's byte is signed, so -128..127.
+
+    The event is Gson's rendering of the RabbitMQ Java client's objects (a header string is
+    a LongString whose `bytes` field is a byte[]; the timestamp is Gson's default Date
+    format), so any byte above 127, as in non-ASCII UTF-8, comes out negative.
+    """
+    return [byte - 256 if byte > 127 else byte for byte in data]
 
 
 def basic_properties(props: pika.BasicProperties, body_size: int) -> dict[str, Any]:
@@ -104,3 +123,7 @@ def build_event(
         "eventSourceArn": arn,
         "rmqMessagesByQueue": {f"{queue}::{virtual_host}": [record(d) for d in deliveries]},
     }
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()

@@ -1,14 +1,16 @@
 """The Amazon MQ event source mapping, emulated against a real RabbitMQ queue.
 
 Messages are gathered into a batch that closes at the batch size, at the batching window
-(counted from the batch's first message) or before the event would pass 6 MB. Each batch
-becomes one `aws:rmq` event and one invocation. On success the whole batch is acked; on any
-failure (error, timeout, crash) the whole batch is returned to the queue, where it comes back
-with `redelivered: true` until the quorum queue's delivery limit dead-letters it.
+(counted from the batch's first message) or before the event would pass 6 MB; a message too
+big for any event is dead-lettered at once. Each batch becomes one `aws:rmq` event and one
+invocation. On success the whole batch is acked; on any failure (error, timeout, crash) the
+whole batch is returned to the queue, where it comes back with `redelivered: true` until the
+quorum queue's delivery limit dead-letters it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -29,7 +31,7 @@ from credit.publisher import connection_parameters, describe
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import EventSource, FunctionSpec
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed
-from local_runtime.events import MAX_PAYLOAD_BYTES, Delivery, broker_arn, build_event
+from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, broker_arn, build_event
 
 LOGGER = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2
@@ -98,6 +100,9 @@ class EventSourceMapping:
         self.connected = threading.Event()
         params = connection_parameters(self.amqp_url)
         self.event_source_arn = broker_arn(params.host, params.port)
+        # The event names the virtual host actually consumed (AMQP_URL's), which is the
+        # declared one when the local broker is laid out like the deployed one.
+        self.virtual_host: str = params.virtual_host
 
     def _environment(self) -> ExecutionEnvironment:
         kwargs: dict[str, Any] = {"spec": self.spec, "env_overrides": self.env_overrides}
@@ -114,10 +119,8 @@ class EventSourceMapping:
         self._stop.set()
         connection = self._connection
         if connection is not None:
-            try:
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 connection.add_callback_threadsafe(lambda: None)  # wake the loop
-            except CONNECTION_ERRORS:
-                pass
 
     def run(self) -> None:
         """Consume until stop(); reconnects with capped backoff when the broker goes away."""
@@ -144,11 +147,14 @@ class EventSourceMapping:
         try:
             channel = connection.channel()
             topology.declare(channel, [self.source.rule_queue])
-            channel.basic_qos(prefetch_count=min(65535, self.source.batch_size * (self.source.concurrency + 1)))
+            prefetch = self.source.batch_size * (self.source.concurrency + 1)
+            channel.basic_qos(prefetch_count=min(65535, prefetch))
             channel.basic_consume(self.source.queue, functools.partial(self._on_message, channel))
             self.reconnect.reset()
             self.connected.set()
-            LOGGER.info("%s: consuming %s at %s", self.spec.name, self.source.queue, describe(self.amqp_url))
+            LOGGER.info(
+                "%s: consuming %s at %s", self.spec.name, self.source.queue, describe(self.amqp_url)
+            )
             while not self._stop.is_set():
                 connection.process_data_events(time_limit=self._wait_time())
                 self._dispatch_ready(channel, connection)
@@ -167,7 +173,7 @@ class EventSourceMapping:
         properties: pika.BasicProperties, body: bytes,
     ) -> None:
         delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
-        if delivery.event_size > MAX_PAYLOAD_BYTES:
+        if delivery.event_size > RECORD_BUDGET_BYTES:
             LOGGER.error(
                 "%s: message %s of %d bytes cannot fit a 6 MB event; dead-lettering it",
                 self.spec.name, properties.message_id, len(body),
@@ -184,16 +190,20 @@ class EventSourceMapping:
             return False
         return (
             len(self._buffer) >= self.source.batch_size
-            or self._buffer_bytes >= MAX_PAYLOAD_BYTES
+            or self._buffer_bytes >= RECORD_BUDGET_BYTES
             or time.monotonic() - self._batch_opened >= self.source.maximum_batching_window
         )
 
     def _wait_time(self) -> float:
         if not self._buffer:
             return IDLE_POLL_SECONDS
+        now = time.monotonic()
         if self._batch_closed():
-            return 0.0 if not self._idle.empty() else IDLE_POLL_SECONDS
-        remaining = self._batch_opened + self.source.maximum_batching_window - time.monotonic()
+            if self._idle.empty():
+                return IDLE_POLL_SECONDS  # a settling batch wakes the loop when a worker frees
+            # after a failure, sleep until the backoff ends instead of spinning on it
+            return max(0.0, min(IDLE_POLL_SECONDS, self._resume_at - now))
+        remaining = self._batch_opened + self.source.maximum_batching_window - now
         return max(0.0, min(IDLE_POLL_SECONDS, remaining))
 
     def _dispatch_ready(self, channel: BlockingChannel, connection: BlockingConnection) -> None:
@@ -213,7 +223,7 @@ class EventSourceMapping:
         for delivery in self._buffer:
             if len(taken) >= self.source.batch_size:
                 break
-            if taken and size + delivery.event_size > MAX_PAYLOAD_BYTES:
+            if taken and size + delivery.event_size > RECORD_BUDGET_BYTES:
                 break
             taken.append(delivery)
             size += delivery.event_size
@@ -227,13 +237,15 @@ class EventSourceMapping:
         channel: BlockingChannel, connection: BlockingConnection,
     ) -> None:
         began = time.perf_counter()
-        event = build_event(self.source.queue, batch.deliveries, self.event_source_arn, self.source.virtual_host)
+        event = build_event(
+            self.source.queue, batch.deliveries, self.event_source_arn, self.virtual_host
+        )
         error: str | None = None
         try:
             environment.invoke(event)
         except InvocationFailed as exc:
             error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - the runtime must outlive anything a worker does
+        except Exception as exc:  # the runtime must outlive anything a worker does
             LOGGER.exception("%s: invocation machinery failed", self.spec.name)
             environment.kill()
             error = f"Runtime.Unknown: {exc!r}"
@@ -268,7 +280,9 @@ class EventSourceMapping:
             for delivery in batch.deliveries:
                 channel.basic_nack(delivery.delivery_tag, requeue=True)
 
-    def _release(self, batch: _Batch, report: BatchReport, environment: ExecutionEnvironment) -> None:
+    def _release(
+        self, batch: _Batch, report: BatchReport, environment: ExecutionEnvironment
+    ) -> None:
         with self._lock:
             if batch in self._in_flight:
                 self._in_flight.remove(batch)

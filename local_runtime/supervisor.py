@@ -15,11 +15,11 @@ import pika
 import pika.exceptions
 
 from credit import cache, mysql, settings, topology
+from credit.async_publisher import PipelinedPublisher
 from credit.errors import CreditError, StoreUnavailable
 from credit.mysql import TicketStore
-from credit.publisher import ConfirmingPublisher, connection_parameters, describe
-from credit.async_publisher import PipelinedPublisher
 from credit.outbox import OutboxCleaner
+from credit.publisher import ConfirmingPublisher, connection_parameters, describe
 from credit.service import CreditService, relay_outbox
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import FunctionSpec

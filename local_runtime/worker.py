@@ -23,6 +23,7 @@ from local_runtime import protocol
 from local_runtime.context import LambdaContext
 
 Handler = Callable[[Any, Any], Any]
+MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 
 
 def error_body(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
@@ -48,9 +49,12 @@ def load_handler(task_root: str, spec: str) -> Handler:
 
 
 def report_line(request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None) -> str:
+    """Lambda's REPORT line. Since August 2025 AWS bills the init phase of managed runtimes
+    too, so a cold start's Billed Duration covers Init Duration plus Duration."""
+    billed_ms = math.ceil(duration_ms + (init_ms or 0.0))
     line = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
+        f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_mb} MB\t"
         f"Max Memory Used: {max_memory_mb()} MB"
     )
     if init_ms is not None:
@@ -62,14 +66,14 @@ def invoke(handler: Handler, message: dict[str, Any], memory_mb: int) -> tuple[b
     """Run the handler once; returns (ok, payload or Lambda error document)."""
     context = LambdaContext(
         function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
-        memory_limit_in_mb=memory_mb,
+        memory_limit_in_mb=os.environ.get(MEMORY_VARIABLE, str(memory_mb)),
         aws_request_id=message["request_id"],
         deadline_ms=message["deadline_ms"],
     )
     try:
         payload = handler(message["event"], context)
         json.dumps(payload)
-    except Exception as exc:  # noqa: BLE001 - any handler error fails the invocation, as on AWS
+    except Exception as exc:  # any handler error fails the invocation, as on AWS
         error_type = "Runtime.MarshalError" if isinstance(exc, TypeError) else None
         body = error_body(exc, error_type)
         body["requestId"] = message["request_id"]
@@ -110,13 +114,14 @@ def configure_logging() -> None:
 
 def serve(requests: Connection, responses: Connection) -> None:
     configure_logging()
-    memory_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+    memory_mb = int(os.environ.get(MEMORY_VARIABLE, "128"))
     started = time.perf_counter()
     try:
         handler = load_handler(os.environ["LAMBDA_TASK_ROOT"], os.environ["_HANDLER"])
-    except Exception as exc:  # noqa: BLE001 - reported to the runtime as Runtime.ImportModuleError
+    except Exception as exc:  # reported to the runtime as Runtime.ImportModuleError
         traceback.print_exc(file=sys.stdout)
-        protocol.send(responses, protocol.INIT_ERROR, error=error_body(exc, "Runtime.ImportModuleError"))
+        error = error_body(exc, "Runtime.ImportModuleError")
+        protocol.send(responses, protocol.INIT_ERROR, error=error)
         return
     init_ms: float | None = (time.perf_counter() - started) * 1000
     protocol.send(responses, protocol.READY, init_ms=init_ms)
@@ -136,7 +141,8 @@ def serve(requests: Connection, responses: Connection) -> None:
         init_ms = None
         fields = {"payload": payload} if ok else {"error": payload}
         protocol.send(
-            responses, protocol.RESULT, request_id=request_id, ok=ok, duration_ms=duration_ms, **fields
+            responses, protocol.RESULT,
+            request_id=request_id, ok=ok, duration_ms=duration_ms, **fields,
         )
 
 

@@ -102,7 +102,10 @@ class ExecutionEnvironment:
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local_runtime.worker", str(request_read), str(response_write)],
+            [
+                sys.executable, "-m", "local_runtime.worker",
+                str(request_read), str(response_write), repr(time.time()),
+            ],
             env=lambda_environment(self.spec, self.env_overrides),
             cwd=self.spec.directory,
             pass_fds=(request_read, response_write),

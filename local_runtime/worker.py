@@ -112,10 +112,15 @@ def configure_logging() -> None:
     root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
 
 
-def serve(requests: Connection, responses: Connection) -> None:
+def serve(requests: Connection, responses: Connection, spawned_at: float | None = None) -> None:
+    """Import the handler (the init phase), then answer invocations until the pipe closes.
+
+    Init Duration counts from when the runtime spawned this process, as AWS's counts the
+    runtime's own start-up along with the handler module's import.
+    """
     configure_logging()
     memory_mb = int(os.environ.get(MEMORY_VARIABLE, "128"))
-    started = time.perf_counter()
+    started = time.perf_counter() - (max(0.0, time.time() - spawned_at) if spawned_at else 0.0)
     try:
         handler = load_handler(os.environ["LAMBDA_TASK_ROOT"], os.environ["_HANDLER"])
     except Exception as exc:  # reported to the runtime as Runtime.ImportModuleError
@@ -149,8 +154,9 @@ def serve(requests: Connection, responses: Connection) -> None:
 def main() -> None:
     requests = Connection(int(sys.argv[1]), writable=False)
     responses = Connection(int(sys.argv[2]), readable=False)
+    spawned_at = float(sys.argv[3]) if len(sys.argv) > 3 else None
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    serve(requests, responses)
+    serve(requests, responses, spawned_at)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run RabbitMQ-triggered Lambda functions locally, as AWS's Amazon MQ "
         "event source mapping would, plus the Chalice API over HTTP.",
     )
-    parser.add_argument("--functions-dir", type=Path, default=declaration.FUNCTIONS_DIR,
-                        help="folder holding one folder per function (default: %(default)s)")
+    parser.add_argument(
+        "--functions-dir",
+        type=Path,
+        default=declaration.FUNCTIONS_DIR,
+        help="folder holding one folder per function (default: %(default)s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -48,11 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--queue", default="test")
     generate.add_argument("--virtual-host", default="/")
-    generate.add_argument("--body", default='{"ticket": "00000000-0000-4000-8000-000000000000"}',
-                          help="message body (text)")
+    generate.add_argument(
+        "--body",
+        default='{"ticket": "00000000-0000-4000-8000-000000000000"}',
+        help="message body (text)",
+    )
     generate.add_argument("--body-file", type=Path, help="read the body from a file instead")
-    generate.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
-                          help="message header; integer values stay numbers")
+    generate.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="message header; integer values stay numbers",
+    )
     generate.add_argument("--message-id")
     generate.add_argument("--content-type", default="application/json")
     generate.add_argument("--redelivered", action="store_true")
@@ -117,7 +129,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{source.queue} <- {source.exchange}[{source.routing_key}] batch={source.batch_size} "
             f"window={source.maximum_batching_window}s concurrency={source.concurrency} "
             f"delivery_limit={source.delivery_limit}"
-            if source else "(no event source)"
+            if source
+            else "(no event source)"
         )
         print(
             f"{spec.name:<16} {spec.handler:<20} timeout={spec.timeout:g}s "
@@ -151,7 +164,9 @@ def cmd_generate_event(args: argparse.Namespace) -> int:
         name, _, value = item.partition("=")
         headers[name] = int(value) if value.lstrip("-").isdigit() else value
     properties = pika.BasicProperties(
-        content_type=args.content_type, headers=headers or None, delivery_mode=2,
+        content_type=args.content_type,
+        headers=headers or None,
+        delivery_mode=2,
         message_id=args.message_id,
     )
     arn = broker_arn("127.0.0.1", 5672, LOCAL_REGION, LOCAL_ACCOUNT)

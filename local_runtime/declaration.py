@@ -27,13 +27,29 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
 VARIABLE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")
 MAX_ENVIRONMENT_BYTES = 4096  # all names and values together
 # Set by Lambda itself; a function configuration that declares one is refused.
-RESERVED_VARIABLES = frozenset({
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ",
-})
+RESERVED_VARIABLES = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "TZ",
+    }
+)
 
 
 class DeclarationError(ValueError):
@@ -118,7 +134,13 @@ def discover(root: Path | str = FUNCTIONS_DIR) -> list[FunctionSpec]:
 
 def _parse(path: Path, raw: dict[str, Any]) -> FunctionSpec:
     known = {
-        "name", "description", "handler", "runtime", "timeout", "memory_size", "environment",
+        "name",
+        "description",
+        "handler",
+        "runtime",
+        "timeout",
+        "memory_size",
+        "environment",
         "event_source",
     }
     _no_unknown(path, "", raw, known)
@@ -133,8 +155,14 @@ def _parse(path: Path, raw: dict[str, Any]) -> FunctionSpec:
         raise DeclarationError(path, "runtime", f"must be one of {', '.join(PYTHON_RUNTIMES)}")
     timeout = _number(path, "timeout", raw.get("timeout", 3), 1, MAX_TIMEOUT_SECONDS)
     memory = int(
-        _number(path, "memory_size", raw.get("memory_size", 128), MIN_MEMORY_MB, MAX_MEMORY_MB,
-                integer=True)
+        _number(
+            path,
+            "memory_size",
+            raw.get("memory_size", 128),
+            MIN_MEMORY_MB,
+            MAX_MEMORY_MB,
+            integer=True,
+        )
     )
     environment = _environment(path, raw.get("environment", {}))
     source = raw.get("event_source")
@@ -177,8 +205,15 @@ def _event_source(path: Path, raw: object) -> EventSource:
     if not isinstance(raw, dict):
         raise DeclarationError(path, "event_source", "must be an object")
     known = {
-        "type", "queue", "exchange", "routing_key", "batch_size", "maximum_batching_window",
-        "delivery_limit", "concurrency", "virtual_host",
+        "type",
+        "queue",
+        "exchange",
+        "routing_key",
+        "batch_size",
+        "maximum_batching_window",
+        "delivery_limit",
+        "concurrency",
+        "virtual_host",
     }
     _no_unknown(path, "event_source.", raw, known)
     if raw.get("type", "rabbitmq") != "rabbitmq":
@@ -188,8 +223,14 @@ def _event_source(path: Path, raw: object) -> EventSource:
         exchange=_string(path, "event_source.exchange", raw.get("exchange")),
         routing_key=_string(path, "event_source.routing_key", raw.get("routing_key")),
         batch_size=int(
-            _number(path, "event_source.batch_size", raw.get("batch_size", DEFAULT_BATCH_SIZE),
-                    1, MAX_BATCH_SIZE, integer=True)
+            _number(
+                path,
+                "event_source.batch_size",
+                raw.get("batch_size", DEFAULT_BATCH_SIZE),
+                1,
+                MAX_BATCH_SIZE,
+                integer=True,
+            )
         ),
         maximum_batching_window=_number(
             path,
@@ -199,12 +240,24 @@ def _event_source(path: Path, raw: object) -> EventSource:
             MAX_BATCHING_WINDOW_SECONDS,
         ),
         delivery_limit=int(
-            _number(path, "event_source.delivery_limit",
-                    raw.get("delivery_limit", DEFAULT_DELIVERY_LIMIT), 1, 1000, integer=True)
+            _number(
+                path,
+                "event_source.delivery_limit",
+                raw.get("delivery_limit", DEFAULT_DELIVERY_LIMIT),
+                1,
+                1000,
+                integer=True,
+            )
         ),
         concurrency=int(
-            _number(path, "event_source.concurrency", raw.get("concurrency", 1),
-                    1, MAX_LOCAL_CONCURRENCY, integer=True)
+            _number(
+                path,
+                "event_source.concurrency",
+                raw.get("concurrency", 1),
+                1,
+                MAX_LOCAL_CONCURRENCY,
+                integer=True,
+            )
         ),
         virtual_host=_string(path, "event_source.virtual_host", raw.get("virtual_host", "/")),
     )

@@ -103,8 +103,12 @@ class ExecutionEnvironment:
         response_read, response_write = os.pipe()
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "local_runtime.worker",
-                str(request_read), str(response_write), repr(time.time()),
+                sys.executable,
+                "-m",
+                "local_runtime.worker",
+                str(request_read),
+                str(response_write),
+                repr(time.time()),
             ],
             env=lambda_environment(self.spec, self.env_overrides),
             cwd=self.spec.directory,
@@ -119,7 +123,9 @@ class ExecutionEnvironment:
         self._requests = Connection(request_write, readable=False)
         self._responses = Connection(response_read, writable=False)
         threading.Thread(
-            target=self._forward_output, args=(self._process,), daemon=True,
+            target=self._forward_output,
+            args=(self._process,),
+            daemon=True,
             name=f"{self.spec.name}-log",
         ).start()
         self.cold_starts += 1
@@ -144,8 +150,11 @@ class ExecutionEnvironment:
         init_ms, self._init_ms = self._init_ms, None
         try:
             protocol.send(
-                self._requests, protocol.INVOKE,
-                request_id=request_id, event=event, deadline_ms=deadline_ms,
+                self._requests,
+                protocol.INVOKE,
+                request_id=request_id,
+                event=event,
+                deadline_ms=deadline_ms,
             )
         except OSError as exc:
             self.kill()

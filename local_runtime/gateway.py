@@ -27,9 +27,7 @@ from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 LOGGER = logging.getLogger(__name__)
 API_DIR = Path(__file__).resolve().parent.parent / "functions" / "api"
 MAX_BODY_BYTES = 16 * 1024  # the API's own limit; larger bodies are refused before reading
-TOO_LARGE = (
-    b'{"code":"PAYLOAD_TOO_LARGE","message":"body is larger than the limit of 16384 bytes"}'
-)
+TOO_LARGE = b'{"code":"PAYLOAD_TOO_LARGE","message":"body is larger than the limit of 16384 bytes"}'
 
 
 def load_app(directory: Path = API_DIR, module: str = "app") -> Chalice:
@@ -115,7 +113,9 @@ class GatewayServer(ThreadingHTTPServer):
         self, address: tuple[str, int], app: Chalice, timeout: int = 30, memory: int = 512
     ) -> None:
         config = Config.create(
-            chalice_stage="local", app_name=app.app_name, lambda_timeout=timeout,
+            chalice_stage="local",
+            app_name=app.app_name,
+            lambda_timeout=timeout,
             lambda_memory_size=memory,
         )
         self.gateway = LocalGateway(app, config)

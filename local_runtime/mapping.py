@@ -135,7 +135,10 @@ class EventSourceMapping:
                 delay = self.reconnect.next_delay()
                 LOGGER.warning(
                     "%s: broker unreachable at %s (%r); reconnecting in %.1fs",
-                    self.spec.name, describe(self.amqp_url), exc, delay,
+                    self.spec.name,
+                    describe(self.amqp_url),
+                    exc,
+                    delay,
                 )
                 self._stop.wait(delay)
         self._finish()
@@ -169,14 +172,20 @@ class EventSourceMapping:
                     LOGGER.debug("closing the consumer connection failed", exc_info=True)
 
     def _on_message(
-        self, channel: BlockingChannel, _: BlockingChannel, method: Basic.Deliver,
-        properties: pika.BasicProperties, body: bytes,
+        self,
+        channel: BlockingChannel,
+        _: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
     ) -> None:
         delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
         if delivery.event_size > RECORD_BUDGET_BYTES:
             LOGGER.error(
                 "%s: message %s of %d bytes cannot fit a 6 MB event; dead-lettering it",
-                self.spec.name, properties.message_id, len(body),
+                self.spec.name,
+                properties.message_id,
+                len(body),
             )
             channel.basic_reject(method.delivery_tag, requeue=False)
             return
@@ -227,14 +236,17 @@ class EventSourceMapping:
                 break
             taken.append(delivery)
             size += delivery.event_size
-        self._buffer = self._buffer[len(taken):]
+        self._buffer = self._buffer[len(taken) :]
         self._buffer_bytes -= size
         self._batch_opened = time.monotonic()
         return taken
 
     def _invoke(
-        self, environment: ExecutionEnvironment, batch: _Batch,
-        channel: BlockingChannel, connection: BlockingConnection,
+        self,
+        environment: ExecutionEnvironment,
+        batch: _Batch,
+        channel: BlockingChannel,
+        connection: BlockingConnection,
     ) -> None:
         began = time.perf_counter()
         event = build_event(
@@ -250,7 +262,10 @@ class EventSourceMapping:
             environment.kill()
             error = f"Runtime.Unknown: {exc!r}"
         report = BatchReport(
-            function=self.spec.name, size=len(batch.deliveries), ok=error is None, error=error,
+            function=self.spec.name,
+            size=len(batch.deliveries),
+            ok=error is None,
+            error=error,
             duration_ms=(time.perf_counter() - began) * 1000,
             redelivered=sum(d.redelivered for d in batch.deliveries),
         )
@@ -262,7 +277,10 @@ class EventSourceMapping:
             self._release(batch, report, environment)
 
     def _settle(
-        self, channel: BlockingChannel, batch: _Batch, report: BatchReport,
+        self,
+        channel: BlockingChannel,
+        batch: _Batch,
+        report: BatchReport,
         environment: ExecutionEnvironment,
     ) -> None:
         with self._lock:
@@ -289,8 +307,12 @@ class EventSourceMapping:
         if report.ok:
             self.failure_backoff.reset()
         else:
-            LOGGER.warning("%s: batch of %d failed (%s); returning it to the queue",
-                           self.spec.name, report.size, report.error)
+            LOGGER.warning(
+                "%s: batch of %d failed (%s); returning it to the queue",
+                self.spec.name,
+                report.size,
+                report.error,
+            )
             self._resume_at = time.monotonic() + self.failure_backoff.next_delay()
         self._idle.put(environment)
         if self.observer is not None:

@@ -43,7 +43,9 @@ def rule_names(specs: Sequence[FunctionSpec]) -> tuple[str, ...]:
 
 
 def prepare(
-    specs: Sequence[FunctionSpec], amqp_url: str | None = None, mysql_url: str | None = None,
+    specs: Sequence[FunctionSpec],
+    amqp_url: str | None = None,
+    mysql_url: str | None = None,
     redis_url: str | None = None,
 ) -> None:
     """Apply the schema and the topology, and check Redis: one clear line per missing service."""

@@ -146,8 +146,12 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
         init_ms = None
         fields = {"payload": payload} if ok else {"error": payload}
         protocol.send(
-            responses, protocol.RESULT,
-            request_id=request_id, ok=ok, duration_ms=duration_ms, **fields,
+            responses,
+            protocol.RESULT,
+            request_id=request_id,
+            ok=ok,
+            duration_ms=duration_ms,
+            **fields,
         )
 
 

@@ -72,9 +72,7 @@ class FakeStore:
         verdicts = {
             rule: (r.passed, r.reason) for (t, rule), r in self.results.items() if t == ticket
         }
-        return TicketView(
-            ticket, status, rule_statuses(rules, verdicts), datetime.now(UTC)
-        )
+        return TicketView(ticket, status, rule_statuses(rules, verdicts), datetime.now(UTC))
 
 
 class FakeCache:

@@ -35,8 +35,10 @@ AMQP_URL = TEST_URLS["AMQP_URL"]
 def summary(values: list[float], unit: str) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return (f"median {statistics.median(ordered):.2f} {unit}, min {ordered[0]:.2f}, "
-            f"p95 {p95:.2f}, n={len(ordered)}")
+    return (
+        f"median {statistics.median(ordered):.2f} {unit}, min {ordered[0]:.2f}, "
+        f"p95 {p95:.2f}, n={len(ordered)}"
+    )
 
 
 def cold_starts(rounds: int) -> None:
@@ -91,8 +93,9 @@ def mapping_running(mapping: EventSourceMapping) -> Iterator[None]:
         thread.join(30)
 
 
-def throughput(channel: pika.adapters.blocking_connection.BlockingChannel, messages: int,
-               batch_size: int) -> None:
+def throughput(
+    channel: pika.adapters.blocking_connection.BlockingChannel, messages: int, batch_size: int
+) -> None:
     with bench_queue(channel) as queue:
         window = 0.0 if batch_size == 1 else 0.5
         spec = load_spec("noop", queue, batch_size=batch_size, maximum_batching_window=window)
@@ -108,20 +111,24 @@ def throughput(channel: pika.adapters.blocking_connection.BlockingChannel, messa
             if sum(r.size for _, r in reports) >= messages:
                 done.set()
 
-        mapping = EventSourceMapping(spec, amqp_url=AMQP_URL, output=io.StringIO(),
-                                     observer=observe)
+        mapping = EventSourceMapping(
+            spec, amqp_url=AMQP_URL, output=io.StringIO(), observer=observe
+        )
         with mapping_running(mapping):
             assert done.wait(300), "not every message was processed"
         first_at, first = reports[0]  # the first batch pays the cold start; leave it out
         elapsed = reports[-1][0] - first_at
         counted = messages - first.size
         per_invocation = elapsed / (len(reports) - 1) * 1000
-        print(f"mapping, no-op handler, batch size {batch_size:>3}: {counted / elapsed:,.0f} "
-              f"messages/s, {len(reports) - 1} invocations, {per_invocation:.2f} ms each")
+        print(
+            f"mapping, no-op handler, batch size {batch_size:>3}: {counted / elapsed:,.0f} "
+            f"messages/s, {len(reports) - 1} invocations, {per_invocation:.2f} ms each"
+        )
 
 
-def publish_to_start(channel: pika.adapters.blocking_connection.BlockingChannel,
-                     rounds: int) -> None:
+def publish_to_start(
+    channel: pika.adapters.blocking_connection.BlockingChannel, rounds: int
+) -> None:
     with bench_queue(channel) as queue, tempfile.TemporaryDirectory() as folder:
         records = Path(folder) / "records.jsonl"
         spec = load_spec("recorder", queue, records, batch_size=100, maximum_batching_window=0)

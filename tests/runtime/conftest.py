@@ -51,8 +51,12 @@ def read_records(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
 
 
 def load_spec(
-    name: str, queue: str, record_file: Path | None = None, *,
-    environment: dict[str, str] | None = None, timeout: float | None = None,
+    name: str,
+    queue: str,
+    record_file: Path | None = None,
+    *,
+    environment: dict[str, str] | None = None,
+    timeout: float | None = None,
     **source_changes: Any,
 ) -> FunctionSpec:
     """A test function's declaration, pointed at a queue of its own; keyword arguments

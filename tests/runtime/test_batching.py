@@ -103,8 +103,9 @@ def test_headers_count_toward_the_6_mb_of_an_event(broker, amqp_url, record_file
     broker.declare(spec)
     # 5.93 MB of base64 data fits; its 100 kB header, written as {"bytes": [120, ...]}, adds
     # 400 kB of JSON and takes the event past 6 MB
-    broker.publish(queue, b"x" * 4_450_000, message_id="big-headers",
-                   headers={"note": "x" * 100_000})
+    broker.publish(
+        queue, b"x" * 4_450_000, message_id="big-headers", headers={"note": "x" * 100_000}
+    )
     broker.publish(queue, b"y" * 4_450_000, message_id="fits")
 
     with running(spec, amqp_url) as run:

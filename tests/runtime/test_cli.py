@@ -19,11 +19,17 @@ from tests.runtime.conftest import FUNCTIONS_DIR, read_records, wait_until
 from tests.runtime.test_events import SAMPLE, SAMPLE_PATH, SAMPLE_RECORD, key_paths
 
 
-def cli(*args: str, functions_dir: Path = FUNCTIONS_DIR, stdin: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, functions_dir: Path = FUNCTIONS_DIR, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "local_runtime", "--functions-dir", str(functions_dir), *args],
-        capture_output=True, text=True, input=stdin, timeout=timeout, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
     )
 
 
@@ -49,8 +55,9 @@ def test_invoke_runs_a_handler_once_with_an_event_file():
     assert json.loads(result.stdout) == {"messages": 1}
     log = result.stderr.splitlines()
     assert any(line.startswith("[recorder] START RequestId: ") for line in log)
-    assert any(line.startswith("[recorder] REPORT RequestId: ") and "Init Duration" in line
-               for line in log)
+    assert any(
+        line.startswith("[recorder] REPORT RequestId: ") and "Init Duration" in line for line in log
+    )
 
 
 def test_invoke_reads_the_event_from_stdin_and_reports_a_handler_error():
@@ -73,8 +80,9 @@ def test_invoke_of_an_unknown_function_names_it():
 def test_a_bad_declaration_stops_the_cli_with_file_and_field(tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "function.json").write_text(json.dumps({"name": "broken", "handler": "h.h",
-                                                      "timeout": 900}))
+    (folder / "function.json").write_text(
+        json.dumps({"name": "broken", "handler": "h.h", "timeout": 900})
+    )
     result = cli("list", functions_dir=tmp_path)
     assert result.returncode == 2
     assert f"{folder / 'function.json'}: timeout: must be from 1 to 840" in result.stderr
@@ -82,9 +90,20 @@ def test_a_bad_declaration_stops_the_cli_with_file_and_field(tmp_path):
 
 
 def test_generate_event_prints_an_aws_shaped_event():
-    result = cli("generate-event", "--queue", "rule.age", "--body", '{"age": 20}',
-                 "--header", "attempt=3", "--header", "who=me", "--message-id", "m-1",
-                 "--redelivered")
+    result = cli(
+        "generate-event",
+        "--queue",
+        "rule.age",
+        "--body",
+        '{"age": 20}',
+        "--header",
+        "attempt=3",
+        "--header",
+        "who=me",
+        "--message-id",
+        "m-1",
+        "--redelivered",
+    )
     assert result.returncode == 0
     event = json.loads(result.stdout)
     [(key, [record])] = event["rmqMessagesByQueue"].items()
@@ -112,7 +131,9 @@ def test_sigterm_finishes_the_batch_in_flight_returns_the_rest_and_exits_0(
     declared = json.loads((functions / "sleeper" / "function.json").read_text())
     declared["timeout"] = 10
     declared["environment"] = {
-        "RECORD_FILE": str(records), "SLEEP_SECONDS": "1.5", "SLEEP_ALWAYS": "1"
+        "RECORD_FILE": str(records),
+        "SLEEP_SECONDS": "1.5",
+        "SLEEP_ALWAYS": "1",
     }
     declared["event_source"].update(
         queue=queue, routing_key=queue, batch_size=1, maximum_batching_window=0
@@ -121,9 +142,19 @@ def test_sigterm_finishes_the_batch_in_flight_returns_the_rest_and_exits_0(
     log = tmp_path / "runtime.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local_runtime", "--functions-dir", str(functions),
-             "start", "--no-api"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ},
+            [
+                sys.executable,
+                "-m",
+                "local_runtime",
+                "--functions-dir",
+                str(functions),
+                "start",
+                "--no-api",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ},
         )
     try:
         wait_until(lambda: "consuming" in log.read_text(), timeout=30)

@@ -101,8 +101,13 @@ def test_header_types_survive_the_broker_as_aws_renders_them(broker, amqp_url, r
     spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
     broker.declare(spec)
     headers = {
-        "text": "café", "count": 7, "negative": -3, "flag": True,
-        "table": {"inner": "v"}, "list": ["a", 1], "price": Decimal("1.5"),
+        "text": "café",
+        "count": 7,
+        "negative": -3,
+        "flag": True,
+        "table": {"inner": "v"},
+        "list": ["a", 1],
+        "price": Decimal("1.5"),
     }
     broker.publish(queue, b"{}", headers=headers, message_id="m-1", app_id="tests")
 
@@ -146,16 +151,20 @@ def test_header_dates_and_bytes_are_rendered_like_aws():
 
 
 @pytest.mark.integration
-def test_events_from_the_broker_parse_with_powertools_rabbitmq_event(
-    broker, amqp_url, record_file
-):
+def test_events_from_the_broker_parse_with_powertools_rabbitmq_event(broker, amqp_url, record_file):
     queue = broker.new_queue()
     spec = load_spec("recorder", queue, record_file, batch_size=2, maximum_batching_window=0.3)
     broker.declare(spec)
     bodies = [json.dumps({"ticket": f"t-{n}", "age": 20 + n}).encode() for n in range(2)]
     for number, body in enumerate(bodies):
-        broker.publish(queue, body, content_type="application/json", message_id=f"id-{number}",
-                       headers={"attempt": number}, timestamp=1_700_000_000)
+        broker.publish(
+            queue,
+            body,
+            content_type="application/json",
+            message_id=f"id-{number}",
+            headers={"attempt": number},
+            timestamp=1_700_000_000,
+        )
 
     with running(spec, amqp_url) as run:
         run.wait_for_reports(1)

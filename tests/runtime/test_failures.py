@@ -23,9 +23,7 @@ def pid_exists(pid: int) -> bool:
     return True
 
 
-def test_a_handler_error_returns_the_whole_batch_marked_redelivered(
-    broker, amqp_url, record_file
-):
+def test_a_handler_error_returns_the_whole_batch_marked_redelivered(broker, amqp_url, record_file):
     queue = broker.new_queue()
     spec = load_spec("recorder", queue, record_file, batch_size=3, maximum_batching_window=1)
     broker.declare(spec)
@@ -97,8 +95,9 @@ def test_a_timeout_kills_the_worker_and_a_fresh_one_cold_starts_for_the_retry(
     assert [r["pid"] for r in read_records(record_file, "import")] == [first["pid"], retry["pid"]]
     assert sum("Init Duration:" in line for line in lines) == 2, "each worker reports its init"
     assert any(
-        re.fullmatch(rf"\[sleeper\] \S+Z {first['request_id']} Task timed out after 1\.00 seconds",
-                     line)
+        re.fullmatch(
+            rf"\[sleeper\] \S+Z {first['request_id']} Task timed out after 1\.00 seconds", line
+        )
         for line in lines
     )
     # the remaining time is real: below the timeout, and falling while the handler runs

@@ -25,14 +25,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = [m for batch in event["rmqMessagesByQueue"].values() for m in batch]
     redelivered = [m["redelivered"] for m in messages]
     record(
-        "start", request_id=context.aws_request_id, redelivered=redelivered,
-        data=[m["data"] for m in messages], remaining_ms=context.get_remaining_time_in_millis(),
+        "start",
+        request_id=context.aws_request_id,
+        redelivered=redelivered,
+        data=[m["data"] for m in messages],
+        remaining_ms=context.get_remaining_time_in_millis(),
     )
     if os.environ.get("SLEEP_ALWAYS") or not any(redelivered):
         time.sleep(0.2)
         middle = context.get_remaining_time_in_millis()
         record("middle", request_id=context.aws_request_id, remaining_ms=middle)
         time.sleep(float(os.environ.get("SLEEP_SECONDS", "30")))
-    record("end", request_id=context.aws_request_id,
-           remaining_ms=context.get_remaining_time_in_millis())
+    record(
+        "end",
+        request_id=context.aws_request_id,
+        remaining_ms=context.get_remaining_time_in_millis(),
+    )
     return {"slept": not any(redelivered)}

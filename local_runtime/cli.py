@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--redelivered", action="store_true")
 
     commands.add_parser("migrate", help="create the database and apply migrations")
+
+    redrive = commands.add_parser(
+        "redrive", help="move a function's dead-lettered messages back to its queue"
+    )
+    redrive.add_argument("function")
+    redrive.add_argument("--limit", type=int, help="at most this many (default: all)")
+    redrive.add_argument("--amqp-url", help="broker URL (default: $AMQP_URL)")
     return parser
 
 
@@ -184,10 +191,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from local_runtime.redrive import redrive
+
+    spec = _specs(args, [args.function])[0]
+    if spec.event_source is None:
+        raise DeclarationError(spec.directory, "event_source", "this function has no queue")
+    moved = redrive(spec.event_source, args.amqp_url, args.limit)
+    print(f"moved {moved} message(s) to {spec.event_source.queue}")
+    return 0
+
+
 COMMANDS = {
     "start": cmd_start,
     "list": cmd_list,
     "invoke": cmd_invoke,
     "generate-event": cmd_generate_event,
     "migrate": cmd_migrate,
+    "redrive": cmd_redrive,
 }

@@ -88,22 +88,30 @@ def java_bytes(data: bytes | bytearray) -> list[int]:
 def basic_properties(props: pika.BasicProperties, body_size: int) -> dict[str, Any]:
     """Every field AWS sends, in AWS's order, unset ones null."""
     return {
-        "contentType": props.content_type,
-        "contentEncoding": props.content_encoding,
+        "contentType": _text(props.content_type),
+        "contentEncoding": _text(props.content_encoding),
         "headers": None if props.headers is None else header_value(props.headers),
         "deliveryMode": props.delivery_mode,
         "priority": props.priority,
-        "correlationId": props.correlation_id,
-        "replyTo": props.reply_to,
-        "expiration": props.expiration,
-        "messageId": props.message_id,
+        "correlationId": _text(props.correlation_id),
+        "replyTo": _text(props.reply_to),
+        "expiration": _text(props.expiration),
+        "messageId": _text(props.message_id),
         "timestamp": timestamp_text(props.timestamp),
-        "type": props.type,
-        "userId": props.user_id,
-        "appId": props.app_id,
-        "clusterId": props.cluster_id,
+        "type": _text(props.type),
+        "userId": _text(props.user_id),
+        "appId": _text(props.app_id),
+        "clusterId": _text(props.cluster_id),
         "bodySize": body_size,
     }
+
+
+def _text(value: str | bytes | None) -> str | None:
+    """A short-string property; pika hands over bytes when they are not UTF-8, and AWS's
+    Java client decodes those with replacement characters."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return value
 
 
 def record(delivery: Delivery) -> dict[str, Any]:

@@ -38,6 +38,36 @@ def load_app(directory: Path = API_DIR, module: str = "app") -> Chalice:
     return app
 
 
+def per_thread_request_state(app: Chalice) -> Chalice:
+    """Give the app one `current_request` and `lambda_context` per thread.
+
+    Chalice keeps the request being handled in attributes of the app object, which is right
+    on Lambda (one request per process at a time) and wrong behind a threaded server: a
+    request arriving meanwhile would overwrite them, and a view would read another client's
+    body. Properties backed by thread-local storage keep each thread's own.
+    """
+    if getattr(type(app), "_per_thread_state", False):
+        return app
+    state = threading.local()
+
+    def attribute(name: str) -> property:
+        return property(
+            lambda _: getattr(state, name, None),
+            lambda _, value: setattr(state, name, value),
+        )
+
+    app.__class__ = type(
+        f"PerThread{type(app).__name__}",
+        (type(app),),
+        {
+            "_per_thread_state": True,
+            "current_request": attribute("current_request"),
+            "lambda_context": attribute("lambda_context"),
+        },
+    )
+    return app
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: GatewayServer
@@ -118,7 +148,7 @@ class GatewayServer(ThreadingHTTPServer):
             lambda_timeout=timeout,
             lambda_memory_size=memory,
         )
-        self.gateway = LocalGateway(app, config)
+        self.gateway = LocalGateway(per_thread_request_state(app), config)
         self._routes = {path: set(methods) for path, methods in app.routes.items()}
         self._matcher = RouteMatcher(list(app.routes))
         super().__init__(address, _Handler)

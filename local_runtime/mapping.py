@@ -75,7 +75,7 @@ class EventSourceMapping:
     amqp_url: str | None = None
     output: TextIO | None = None
     observer: Observer | None = None
-    reconnect: Backoff = field(default_factory=Backoff)
+    reconnect: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=5.0))
     failure_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, cap=5.0))
     env_overrides: dict[str, str] = field(default_factory=dict)
 
@@ -180,7 +180,19 @@ class EventSourceMapping:
         body: bytes,
     ) -> None:
         delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
-        if delivery.event_size > RECORD_BUDGET_BYTES:
+        try:
+            size = delivery.event_size
+        except (TypeError, ValueError) as exc:
+            # Never let one message that cannot become an event fail the batches around it.
+            LOGGER.error(
+                "%s: message %r cannot be turned into an event (%s); dead-lettering it",
+                self.spec.name,
+                properties.message_id,
+                exc,
+            )
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        if size > RECORD_BUDGET_BYTES:
             LOGGER.error(
                 "%s: message %s of %d bytes cannot fit a 6 MB event; dead-lettering it",
                 self.spec.name,

@@ -134,17 +134,17 @@ class Runtime:
 
     def _relay_loop(self) -> None:
         store, publisher = TicketStore(), ConfirmingPublisher(self.amqp_url)
-        backoff = Backoff(initial=RELAY_INTERVAL_SECONDS, cap=15)
-        while not self._stop.wait(
-            backoff.next_delay() if backoff.failing else RELAY_INTERVAL_SECONDS
-        ):
+        backoff = Backoff(initial=0.5, cap=5.0)
+        delay = RELAY_INTERVAL_SECONDS
+        while not self._stop.wait(delay):
             try:
                 while relay_outbox(store, publisher, grace=timedelta(seconds=2)):
                     pass
                 backoff.reset()
+                delay = RELAY_INTERVAL_SECONDS
             except StoreUnavailable as exc:
-                LOGGER.warning("outbox relay: %s", exc)
-                backoff.next_delay()
+                delay = backoff.next_delay()
+                LOGGER.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
         publisher.close()
 
     def wait_until_consuming(self, timeout: float = 30) -> bool:

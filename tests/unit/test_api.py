@@ -210,3 +210,25 @@ def test_any_bytes_get_a_json_answer_never_a_5xx(client, raw):
     response = post(client, raw)
     assert response.status_code in (202, 400)
     assert response.json_body
+
+
+def test_concurrent_requests_each_see_their_own_body():
+    import threading
+
+    from local_runtime.gateway import per_thread_request_state
+
+    app = per_thread_request_state(load_app())
+    seen: dict[int, object] = {}
+    barrier = threading.Barrier(2)
+
+    def handle(index: int) -> None:
+        app.current_request = f"request {index}"
+        barrier.wait()  # both threads have now set theirs
+        seen[index] = app.current_request
+
+    threads = [threading.Thread(target=handle, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {0: "request 0", 1: "request 1"}

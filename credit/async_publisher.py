@@ -61,7 +61,12 @@ class PipelinedPublisher:
         exchange: str = topology.EXCHANGE,
         on_confirmed: Callable[[Sequence[RuleMessage]], None] | None = None,
         confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS,
+        wait: bool = True,
     ) -> None:
+        """With wait=False, publish() returns once the messages are handed to the connection:
+        for callers whose messages are already durable in the outbox, where a lost or nacked
+        message is published again by the relay."""
+        self._wait = wait
         self._url = url
         self._exchange = exchange
         self._on_confirmed = on_confirmed
@@ -88,6 +93,8 @@ class PipelinedPublisher:
             connection.ioloop.add_callback_threadsafe(lambda: self._send(request))
         except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
             raise PublishError(f"RabbitMQ connection is closing: {exc!r}") from exc
+        if not self._wait:
+            return
         if not request.done.wait(self._confirm_timeout):
             raise PublishError(f"no confirm within {self._confirm_timeout}s")
         if request.error:

@@ -20,6 +20,7 @@ class RedisLike(Protocol):
     """The slice of redis.Redis the cache uses, so a fake can stand in for unit tests."""
 
     def get(self, name: str) -> bytes | None: ...
+    def set(self, name: str, value: bytes, ex: int | None = None) -> bool | None: ...
     def pipeline(self, transaction: bool = True) -> redis.client.Pipeline: ...
     def ping(self) -> bool: ...
 
@@ -56,11 +57,18 @@ class TicketCache:
 
     def put(self, views: Iterable[TicketView]) -> None:
         """Write views through, with the TTL that fits their status."""
+        views = list(views)
+        if len(views) == 1:  # one round trip either way; a pipeline costs more CPU
+            view = views[0]
+            try:
+                self._redis.set(KEY_PREFIX + view.ticket, view.to_json(), ex=self._ttl_of(view))
+            except redis.RedisError as exc:
+                raise StoreUnavailable(f"Redis failed: {exc}") from exc
+            return
         pipe = self._redis.pipeline(transaction=False)
         count = 0
         for view in views:
-            ttl = self._ttl if view.decided else self._pending_ttl
-            pipe.set(KEY_PREFIX + view.ticket, view.to_json(), ex=ttl)
+            pipe.set(KEY_PREFIX + view.ticket, view.to_json(), ex=self._ttl_of(view))
             count += 1
         if not count:
             return
@@ -68,6 +76,9 @@ class TicketCache:
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis failed: {exc}") from exc
+
+    def _ttl_of(self, view: TicketView) -> int:
+        return self._ttl if view.decided else self._pending_ttl
 
     def put_quietly(self, views: Iterable[TicketView]) -> bool:
         """Write views through, logging instead of raising: the cache is never the truth."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
+import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import pymysql.cursors
@@ -60,8 +60,10 @@ def connect_kwargs(url: str | None = None) -> dict[str, Any]:
     parts = urlsplit(settings.get(settings.MYSQL_URL, url))
     if parts.scheme not in ("mysql", "mariadb"):
         raise settings.SettingsError(f"{settings.MYSQL_URL} must start with mysql://, got {url!r}")
+    host = parts.hostname or "127.0.0.1"
     return {
-        "host": parts.hostname or "127.0.0.1",
+        **_tls(host, parse_qs(parts.query)),
+        "host": host,
         "port": parts.port or 3306,
         "user": unquote(parts.username or "root"),
         "password": unquote(parts.password or ""),
@@ -72,6 +74,29 @@ def connect_kwargs(url: str | None = None) -> dict[str, Any]:
         "read_timeout": 30,
         "write_timeout": 30,
     }
+
+
+def _tls(host: str, query: dict[str, list[str]]) -> dict[str, Any]:
+    """TLS from the URL's query: ?ssl=disabled|preferred|required|verify-identity, &ssl_ca=PATH.
+
+    Default: off on the loopback interface (no wire to protect, and pymysql builds a fresh
+    TLS context per connection otherwise), the driver's "preferred" elsewhere.
+    """
+    mode = query.get("ssl", ["disabled" if host in LOOPBACK else "preferred"])[-1].lower()
+    ca = query.get("ssl_ca", [None])[-1]
+    if mode == "disabled":
+        return {"ssl_disabled": True}
+    if mode == "preferred":
+        return {"ssl_ca": ca} if ca else {}
+    if mode in ("required", "verify-identity"):
+        # Encrypted always; the server's certificate is checked when a CA is given.
+        return {"ssl": {"ca": ca, "check_hostname": mode == "verify-identity" and bool(ca)}}
+    raise settings.SettingsError(
+        f"{settings.MYSQL_URL}: ssl must be disabled, preferred, required or verify-identity"
+    )
+
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def describe(url: str | None = None) -> str:
@@ -131,18 +156,28 @@ def migrate(url: str | None = None) -> list[str]:
 class TicketStore:
     """Reads and writes tickets; one lazily opened connection per thread, reopened after errors."""
 
-    def __init__(self, url: str | None = None, factory: ConnectionFactory | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, factory: ConnectionFactory | None = None, pool_size: int = 16
+    ) -> None:
         self._url = url
         self._factory = factory or (lambda: connect(url))
-        self._local = threading.local()
+        self._pool: queue.LifoQueue[Connection] = queue.LifoQueue()
+        self._pool_size = pool_size
 
     @contextmanager
     def _cursor(self, transaction: bool = False) -> Iterator[pymysql.cursors.Cursor]:
-        conn: Connection | None = getattr(self._local, "conn", None)
+        """A cursor on a pooled connection; any thread may use the store.
+
+        Connections are reused rather than opened per thread, since a server-side thread per
+        client connection would otherwise open one MySQL connection each. A connection that
+        failed is closed, never returned to the pool.
+        """
+        conn: Connection | None = None
         try:
-            if conn is None:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
                 conn = self._factory()
-                self._local.conn = conn
             if transaction:
                 conn.begin()
             with conn.cursor() as cursor:
@@ -158,10 +193,20 @@ class TicketStore:
                     conn.rollback()
                 except DRIVER_ERRORS:
                     self._discard(conn)
+                    raise
+            self._release(conn)
             raise
+        self._release(conn)
+
+    def _release(self, conn: Connection | None) -> None:
+        if conn is None:
+            return
+        if self._pool.qsize() < self._pool_size:
+            self._pool.put(conn)
+        else:
+            self._discard(conn)
 
     def _discard(self, conn: Connection | None) -> None:
-        self._local.conn = None
         if conn is not None:
             try:
                 conn.close()
@@ -298,17 +343,16 @@ class TicketStore:
         verdicts: dict[str, dict[str, bool]] = {ticket: {} for ticket in pending}
         for ticket, rule, passed in cursor.fetchall():
             verdicts[ticket][rule] = bool(passed)
-        updates = []
+        decided: dict[TicketStatus, list[str]] = {}
         for ticket in pending:
-            required = known[ticket][1].split(",")
-            status = decide(required, verdicts[ticket])
+            status = decide(known[ticket][1].split(","), verdicts[ticket])
             if status is not TicketStatus.PENDING:
-                updates.append((status.value, now, ticket))
-        if updates:
-            cursor.executemany(
+                decided.setdefault(status, []).append(ticket)
+        for status, tickets in decided.items():  # one statement per outcome, not per ticket
+            cursor.execute(
                 "UPDATE tickets SET status = %s, decided_at = %s"
-                " WHERE id = %s AND status = 'PENDING'",
-                updates,
+                " WHERE id IN %s AND status = 'PENDING'",
+                (status.value, now, tickets),
             )
 
     def _set_aside(self, cursor: Any, rejected: Sequence[Rejected]) -> None:

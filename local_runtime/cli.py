@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,11 @@ def _specs(args: argparse.Namespace, names: list[str] | None = None) -> list[Fun
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from local_runtime.supervisor import Runtime, prepare
+    from credit import settings
+    from local_runtime.supervisor import Runtime, prepare, rule_names
 
+    # A ticket requires every declared rule, whichever functions this process runs.
+    os.environ.setdefault(settings.RULES, ",".join(rule_names(_specs(args))))
     specs = _specs(args, args.functions)
     prepare(specs, amqp_url=args.amqp_url)
     runtime = Runtime(

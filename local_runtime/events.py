@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,11 +34,19 @@ class Delivery:
     delivery_tag: int = 0
 
     @cached_property
+    def properties_record(self) -> dict[str, Any]:
+        """basicProperties as AWS sends them; built once per delivery, sized and sent."""
+        return basic_properties(self.properties, len(self.body))
+
+    @cached_property
     def event_size(self) -> int:
         """Bytes this message adds to an event (compact JSON): its properties, headers
         included, its base64 data, its keys and the comma that separates it from the next."""
-        properties = basic_properties(self.properties, len(self.body))
-        envelope = {"basicProperties": properties, "redelivered": self.redelivered, "data": ""}
+        envelope = {
+            "basicProperties": self.properties_record,
+            "redelivered": self.redelivered,
+            "data": "",
+        }
         return len(_compact(envelope)) + 4 * ((len(self.body) + 2) // 3) + 1
 
 
@@ -49,6 +58,7 @@ def broker_arn(
     return f"arn:aws:mq:{region}:{account}:broker:local:b-{broker_id}"
 
 
+@functools.lru_cache(maxsize=4096)
 def timestamp_text(seconds: int | None) -> str | None:
     """AMQP timestamp as AWS renders it: 'Jan 1, 1970, 12:33:41 AM' (UTC)."""
     if seconds is None:
@@ -116,7 +126,7 @@ def _text(value: str | bytes | None) -> str | None:
 
 def record(delivery: Delivery) -> dict[str, Any]:
     return {
-        "basicProperties": basic_properties(delivery.properties, len(delivery.body)),
+        "basicProperties": delivery.properties_record,
         "redelivered": delivery.redelivered,
         "data": base64.b64encode(delivery.body).decode("ascii"),
     }

@@ -155,6 +155,9 @@ class GatewayServer(ThreadingHTTPServer):
 
     def allowed_methods(self, path: str) -> set[str]:
         """The methods the app defines for the route matching path; empty when none matches."""
+        exact = self._routes.get(path.split("?", 1)[0])
+        if exact is not None:
+            return exact
         try:
             route = self._matcher.match_route(path).route
         except ValueError:

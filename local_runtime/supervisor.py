@@ -115,7 +115,9 @@ class Runtime:
 
         store = TicketStore()
         cleaner = OutboxCleaner(store)
-        publisher = PipelinedPublisher(self.amqp_url, on_confirmed=cleaner.confirmed)
+        # The ticket and its messages are committed to the outbox before publishing, so the
+        # request need not wait for the broker: the relay sends whatever is not confirmed.
+        publisher = PipelinedPublisher(self.amqp_url, on_confirmed=cleaner.confirmed, wait=False)
         self._closers.extend([publisher.close, cleaner.close])
         dependencies.install(
             CreditService(

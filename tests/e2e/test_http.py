@@ -1,9 +1,12 @@
 """The running system over HTTP: the README's examples, every error path, PENDING first."""
 
 import json
+import time
 import uuid
 
 import pytest
+
+from tests.e2e.conftest import System
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +42,25 @@ def test_readme_counter_example_is_not_approved_with_both_rules_failed(system):
     }
 
 
-def test_a_ticket_is_pending_until_its_rules_have_run(system):
-    ticket = system.post({"age": 30, "value": 10})[2]["ticket"]
-    body = system.ticket(ticket)  # the rules wait up to their 0.5 s batching window
-    assert body["status"] == "PENDING"
-    assert body["decided_at"] is None
-    assert system.wait_decided(ticket)["status"] == "APPROVED"
+@pytest.fixture(scope="module")
+def age_only_system(tmp_path_factory, services_ready):
+    running = System(vhost=f"credit-test-age-only-{uuid.uuid4().hex[:8]}")
+    running.start(tmp_path_factory.mktemp("age-only") / "runtime.log", "age_rule")
+    yield running
+    assert running.stop() == 0
+
+
+def test_a_ticket_is_pending_until_every_rule_has_run(age_only_system):
+    status, _, body = age_only_system.post({"age": 30, "value": 10})
+    assert (status, body["status"]) == (202, "PENDING")
+    deadline = time.monotonic() + 20
+    view = age_only_system.ticket(body["ticket"])
+    while view["rules"]["age"]["status"] == "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        view = age_only_system.ticket(body["ticket"])
+    assert view["rules"]["age"]["status"] == "PASSED"
+    assert view["rules"]["value"] == {"status": "PENDING", "reason": "not evaluated yet"}
+    assert (view["status"], view["decided_at"]) == ("PENDING", None)
 
 
 def test_unknown_ticket_is_404(system):

@@ -167,7 +167,7 @@ def test_mappings_point_at_the_broker_queue_and_secret(specs, artifacts, config,
     for request in created:
         assert request["EventSourceArn"] == broker_arn
         assert request["BatchSize"] == 100
-        assert "MaximumBatchingWindowInSeconds" not in request  # 0.5 s is AWS's own default
+        assert request["MaximumBatchingWindowInSeconds"] == 0  # as function.json declares
         assert request["SourceAccessConfigurations"] == [
             {"Type": "BASIC_AUTH", "URI": secret_arn},
             {"Type": "VIRTUAL_HOST", "URI": "/"},

@@ -142,4 +142,4 @@ def test_deploy_checks_limits_before_calling_aws(specs, artifacts, config, clien
 
 def test_the_repository_declarations_are_within_limits(specs, config):
     limits.check(specs, config)
-    assert limits.batching_window(specs[0]) is None  # 0.5 s: AWS's default, left out
+    assert limits.batching_window(specs[0]) == 0  # declared: invoke as soon as messages wait

@@ -58,3 +58,32 @@ def test_an_unreadable_secret_names_the_variable(secret):
 def test_a_bad_integer_names_the_variable():
     with pytest.raises(settings.SettingsError, match="PENDING_CACHE_TTL_SECONDS"):
         settings.get_int(settings.PENDING_TTL, environ={settings.PENDING_TTL: "soon"})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://root@127.0.0.1:3306/credit", {"ssl_disabled": True}),
+        ("mysql://u:p@db.example.com/credit", {}),
+        ("mysql://u:p@db.example.com/credit?ssl=disabled", {"ssl_disabled": True}),
+        ("mysql://u:p@db/credit?ssl=required", {"ssl": {"ca": None, "check_hostname": False}}),
+        (
+            "mysql://u:p@db/credit?ssl=verify-identity&ssl_ca=/etc/rds.pem",
+            {"ssl": {"ca": "/etc/rds.pem", "check_hostname": True}},
+        ),
+    ],
+)
+def test_mysql_tls_follows_the_url(url, expected):
+    from credit.mysql import connect_kwargs
+
+    kwargs = connect_kwargs(url)
+    tls = {k: v for k, v in kwargs.items() if k.startswith("ssl")}
+    assert tls == expected
+    assert kwargs["password"] in ("", "p")
+
+
+def test_a_bad_tls_mode_is_refused():
+    from credit.mysql import connect_kwargs
+
+    with pytest.raises(settings.SettingsError, match="ssl must be"):
+        connect_kwargs("mysql://u@db/credit?ssl=sometimes")

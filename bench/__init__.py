@@ -1,0 +1,1 @@
+"""Benchmark of the credit pipeline: `python -m bench [--quick]`; see bench/README.md."""

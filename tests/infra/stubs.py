@@ -35,7 +35,11 @@ class MappingStubs:
         client.meta.events.register("before-parameter-build.lambda.*", self._record)
         self.stubber.activate()
 
-    def expect_create(self, function_name: str, queue: str, batch_size: int = 100) -> None:
+    def expect_create(
+        self, function_name: str, queue: str, batch_size: int = 100, window: int | None = 0
+    ) -> None:
+        """window: the MaximumBatchingWindowInSeconds expected (the repository's functions
+        declare 0); None when the declaration keeps AWS's 0.5 s default and omits it."""
         expected = {
             "FunctionName": function_name,
             "EventSourceArn": ANY,
@@ -44,6 +48,8 @@ class MappingStubs:
             "Enabled": True,
             "SourceAccessConfigurations": ANY,
         }
+        if window is not None:
+            expected["MaximumBatchingWindowInSeconds"] = window
         mapping_id = str(uuid.uuid4())
         self._next_ids.append(mapping_id)
         response = {"UUID": mapping_id, "Queues": [queue], "BatchSize": batch_size}

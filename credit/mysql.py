@@ -49,6 +49,19 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class NewTicket:
+    """A validated request about to be stored, with the messages that split it."""
+
+    ticket: str
+    request: CreditRequest
+    messages: tuple[RuleMessage, ...]
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(message.rule for message in self.messages)
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     id: int
     message: RuleMessage
@@ -221,19 +234,30 @@ class TicketStore:
         self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
     ) -> TicketView:
         """Insert the ticket and its outbox messages in one transaction."""
+        return self.create_tickets([NewTicket(ticket, request, tuple(messages))])[0]
+
+    def create_tickets(self, tickets: Sequence[NewTicket]) -> list[TicketView]:
+        """Insert tickets and their outbox messages in one transaction: all or none."""
         now = utcnow()
-        rules = tuple(message.rule for message in messages)
+        stamp = _db_time(now)
         with self._cursor(transaction=True) as cursor:
-            cursor.execute(
+            # executemany turns INSERT ... VALUES into one multi-row statement.
+            cursor.executemany(
                 "INSERT INTO tickets (id, age, value, status, required_rules, created_at)"
                 " VALUES (%s, %s, %s, 'PENDING', %s, %s)",
-                (ticket, request.age, request.value, ",".join(rules), _db_time(now)),
+                [
+                    (t.ticket, t.request.age, t.request.value, ",".join(t.rules), stamp)
+                    for t in tickets
+                ],
             )
             cursor.executemany(
                 "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES (%s, %s, %s, %s)",
-                [(m.ticket, m.rule, m.body, _db_time(now)) for m in messages],
+                [(m.ticket, m.rule, m.body, stamp) for t in tickets for m in t.messages],
             )
-        return TicketView(ticket, TicketStatus.PENDING, rule_statuses(rules, {}), now)
+        return [
+            TicketView(t.ticket, TicketStatus.PENDING, rule_statuses(t.rules, {}), now)
+            for t in tickets
+        ]
 
     def get_view(self, ticket: str) -> TicketView | None:
         with self._cursor() as cursor:

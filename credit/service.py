@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from credit.cache import TicketCache
-from credit.domain import TicketView, is_ticket_id, new_ticket_id, validate_request
+from credit.domain import (
+    CreditRequest,
+    TicketView,
+    is_ticket_id,
+    new_ticket_id,
+    validate_request,
+)
 from credit.errors import StoreUnavailable, TicketNotFound, ValidationError
-from credit.messages import split_request
+from credit.messages import RuleMessage, split_request
 from credit.mysql import TicketStore
 from credit.publisher import Publisher
 
 LOGGER = logging.getLogger(__name__)
+
+
+class TicketWriter(Protocol):
+    """Stores a new ticket with its outbox messages, durably, before returning its view."""
+
+    def create_ticket(
+        self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
+    ) -> TicketView: ...
 
 
 @dataclass
@@ -25,6 +41,7 @@ class CreditService:
     publisher: Publisher
     rules: tuple[str, ...]
     clear_outbox: bool = True  # False when the publisher clears confirmed messages itself
+    writer: TicketWriter | None = None  # writes new tickets; default: the store itself
 
     def submit(self, payload: object) -> TicketView:
         """Accept a request: nothing is stored or published unless every field is valid.
@@ -35,7 +52,7 @@ class CreditService:
         request = validate_request(payload)
         ticket = new_ticket_id()
         messages = split_request(ticket, request, self.rules)
-        view = self.store.create_ticket(ticket, request, messages)
+        view = (self.writer or self.store).create_ticket(ticket, request, messages)
         self.cache.put_quietly([view])
         try:
             self.publisher.publish(messages)

@@ -21,6 +21,7 @@ from credit.mysql import TicketStore
 from credit.outbox import OutboxCleaner
 from credit.publisher import ConfirmingPublisher, connection_parameters, describe
 from credit.service import CreditService, relay_outbox
+from credit.ticket_writer import BatchingTicketWriter
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import FunctionSpec
 from local_runtime.mapping import EventSourceMapping, Observer
@@ -118,7 +119,8 @@ class Runtime:
         # The ticket and its messages are committed to the outbox before publishing, so the
         # request need not wait for the broker: the relay sends whatever is not confirmed.
         publisher = PipelinedPublisher(self.amqp_url, on_confirmed=cleaner.confirmed, wait=False)
-        self._closers.extend([publisher.close, cleaner.close])
+        writer = BatchingTicketWriter(store)
+        self._closers.extend([publisher.close, cleaner.close, writer.close])
         dependencies.install(
             CreditService(
                 store=store,
@@ -126,6 +128,7 @@ class Runtime:
                 publisher=publisher,
                 rules=settings.get_list(settings.RULES),
                 clear_outbox=False,
+                writer=writer,
             )
         )
 

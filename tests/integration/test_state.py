@@ -110,3 +110,35 @@ def test_pending_views_expire_quickly_and_decided_ones_live_long(store, cache, r
     views, _ = store.record_results([RuleResult(ticket, "age", False, "no")])
     cache.put(views)
     assert redis_client.ttl(KEY_PREFIX + ticket) > 3600
+
+
+def test_the_batching_writer_commits_concurrent_tickets_and_each_gets_its_own(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from credit.ticket_writer import BatchingTicketWriter
+
+    writer = BatchingTicketWriter(store)
+    requests = {str(uuid.uuid4()): CreditRequest(age, Decimal(age * 10)) for age in range(100)}
+
+    def create(ticket):
+        request = requests[ticket]
+        return writer.create_ticket(ticket, request, split_request(ticket, request, ("age",)))
+
+    with ThreadPoolExecutor(16) as pool:
+        views = list(pool.map(create, requests))
+    writer.close()
+    assert [view.ticket for view in views] == list(requests)
+    for ticket, request in requests.items():
+        assert store.get_request(ticket) == request
+
+
+def test_the_batching_writer_fails_every_ticket_of_a_failed_commit():
+    from credit.errors import StoreUnavailable
+    from credit.mysql import TicketStore
+    from credit.ticket_writer import BatchingTicketWriter
+
+    writer = BatchingTicketWriter(TicketStore("mysql://root@127.0.0.1:1/credit"))
+    ticket = str(uuid.uuid4())
+    with pytest.raises(StoreUnavailable):
+        writer.create_ticket(ticket, CreditRequest(20, Decimal(1)), [])
+    writer.close()

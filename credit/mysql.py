@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
@@ -31,6 +32,7 @@ from credit.errors import StoreUnavailable
 from credit.messages import RuleMessage
 
 LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Connection = pymysql.connections.Connection
 ConnectionFactory = Callable[[], Connection]
@@ -83,6 +85,9 @@ def connect_kwargs(url: str | None = None) -> dict[str, Any]:
         "database": parts.path.lstrip("/") or "credit",
         "charset": "utf8mb4",
         "autocommit": True,
+        # No gap locks: concurrent multi-row inserts and deletes on the outbox would deadlock
+        # on them, and every decision locks the rows it reads explicitly (FOR UPDATE).
+        "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         "connect_timeout": 3,
         "read_timeout": 30,
         "write_timeout": 30,
@@ -110,6 +115,14 @@ def _tls(host: str, query: dict[str, list[str]]) -> dict[str, Any]:
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+TRANSACTION_ATTEMPTS = 4
+RETRYABLE_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock
+
+
+def _is_retryable(exc: BaseException | None) -> bool:
+    return isinstance(exc, pymysql.err.OperationalError) and exc.args[:1] in {
+        (code,) for code in RETRYABLE_CODES
+    }
 
 
 def describe(url: str | None = None) -> str:
@@ -198,7 +211,15 @@ class TicketStore:
             if transaction:
                 conn.commit()
         except DRIVER_ERRORS as exc:
-            self._discard(conn)
+            if transaction and conn is not None and _is_retryable(exc):
+                try:
+                    conn.rollback()
+                except DRIVER_ERRORS:
+                    self._discard(conn)
+                else:
+                    self._release(conn)
+            else:
+                self._discard(conn)
             raise StoreUnavailable(f"MySQL failed: {exc}") from exc
         except BaseException:
             if transaction and conn is not None:
@@ -236,11 +257,25 @@ class TicketStore:
         """Insert the ticket and its outbox messages in one transaction."""
         return self.create_tickets([NewTicket(ticket, request, tuple(messages))])[0]
 
+    def _transaction(self, work: Callable[[Any], T]) -> T:
+        """Run work(cursor) in a transaction, again from the start after a deadlock."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                with self._cursor(transaction=True) as cursor:
+                    return work(cursor)
+            except StoreUnavailable as exc:
+                if attempt == TRANSACTION_ATTEMPTS or not _is_retryable(exc.__cause__):
+                    raise
+                LOGGER.info("MySQL transaction retried after: %s", exc)
+                time.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def create_tickets(self, tickets: Sequence[NewTicket]) -> list[TicketView]:
         """Insert tickets and their outbox messages in one transaction: all or none."""
         now = utcnow()
         stamp = _db_time(now)
-        with self._cursor(transaction=True) as cursor:
+
+        def insert(cursor: Any) -> None:
             # executemany turns INSERT ... VALUES into one multi-row statement.
             cursor.executemany(
                 "INSERT INTO tickets (id, age, value, status, required_rules, created_at)"
@@ -254,6 +289,8 @@ class TicketStore:
                 "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES (%s, %s, %s, %s)",
                 [(m.ticket, m.rule, m.body, stamp) for t in tickets for m in t.messages],
             )
+
+        self._transaction(insert)
         return [
             TicketView(t.ticket, TicketStatus.PENDING, rule_statuses(t.rules, {}), now)
             for t in tickets
@@ -281,7 +318,8 @@ class TicketStore:
         """
         tickets = sorted({result.ticket for result in results})
         now = _db_time(utcnow())
-        with self._cursor(transaction=True) as cursor:
+
+        def record(cursor: Any) -> tuple[list[TicketView], list[RuleResult]]:
             known: dict[str, tuple[str, str]] = {}
             if tickets:
                 cursor.execute(
@@ -302,7 +340,9 @@ class TicketStore:
             if rejected:
                 self._set_aside(cursor, rejected)
             views = self._views(cursor, sorted(known)) if known else {}
-        return list(views.values()), orphans
+            return list(views.values()), orphans
+
+        return self._transaction(record)
 
     def set_aside(self, rejected: Sequence[Rejected]) -> None:
         if rejected:

@@ -142,3 +142,41 @@ def test_the_batching_writer_fails_every_ticket_of_a_failed_commit():
     with pytest.raises(StoreUnavailable):
         writer.create_ticket(ticket, CreditRequest(20, Decimal(1)), [])
     writer.close()
+
+
+def test_a_deadlocked_transaction_is_retried_from_the_start(store):
+    import pymysql
+
+    calls = []
+
+    def work(cursor):
+        calls.append(1)
+        cursor.execute("SELECT 1")
+        if len(calls) == 1:
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        return "done"
+
+    assert store._transaction(work) == "done"
+    assert len(calls) == 2
+
+
+def test_other_mysql_errors_are_not_retried(store):
+    import pymysql
+
+    from credit.errors import StoreUnavailable
+
+    calls = []
+
+    def work(cursor):
+        calls.append(1)
+        raise pymysql.err.OperationalError(2013, "Lost connection")
+
+    with pytest.raises(StoreUnavailable):
+        store._transaction(work)
+    assert len(calls) == 1
+
+
+def test_sessions_read_committed(store):
+    with store._cursor() as cursor:
+        cursor.execute("SELECT @@tx_isolation")
+        assert cursor.fetchone()[0] == "READ-COMMITTED"

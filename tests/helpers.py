@@ -35,6 +35,13 @@ def ensure_vhost(vhost: str = TEST_VHOST) -> None:
         subprocess.run(command, check=False, capture_output=True, timeout=60)
 
 
+def delete_vhost(vhost: str) -> None:
+    """Remove a throwaway vhost and its quorum queues, so test runs leave nothing behind."""
+    subprocess.run(
+        ["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True, timeout=60
+    )
+
+
 def load_function(name: str) -> ModuleType:
     """Import functions/<name>/handler.py with its folder as task root, as Lambda does.
 

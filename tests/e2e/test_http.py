@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import System
+from tests.helpers import delete_vhost
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +49,7 @@ def age_only_system(tmp_path_factory, services_ready):
     running.start(tmp_path_factory.mktemp("age-only") / "runtime.log", "age_rule")
     yield running
     assert running.stop() == 0
+    delete_vhost(running.vhost)
 
 
 def test_a_ticket_is_pending_until_every_rule_has_run(age_only_system):

@@ -9,7 +9,7 @@ import pika
 import pytest
 
 from tests.e2e.conftest import System
-from tests.helpers import FUNCTIONS
+from tests.helpers import FUNCTIONS, delete_vhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,6 +43,7 @@ def poisoned_system(tmp_path_factory, services_ready):
     running.start(tmp_path_factory.mktemp("poison") / "runtime.log")
     yield running
     assert running.stop() == 0
+    delete_vhost(running.vhost)
 
 
 def test_poison_ends_in_the_dlq_and_later_tickets_are_decided(poisoned_system):

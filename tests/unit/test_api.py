@@ -232,3 +232,20 @@ def test_concurrent_requests_each_see_their_own_body():
     for thread in threads:
         thread.join()
     assert seen == {0: "request 0", 1: "request 1"}
+
+
+def test_a_finished_ticket_is_served_from_memory_once_seen(client, service):
+    from credit.domain import RuleResult
+
+    ticket = post(client, {"age": 17, "value": 1}).json_body["ticket"]
+    service.store.record_results([RuleResult(ticket, "age", False, "too young")])
+    service.cache.views.clear()
+    decided = client.http.get(f"/credit-validation?ticket={ticket}").json_body
+    assert decided["status"] == "NOT_APPROVED" and decided["rules"]["value"]["status"] == "PENDING"
+    assert service.final_views.get(ticket) is None  # a rule may still report: not final yet
+    service.store.record_results([RuleResult(ticket, "value", True, "fine")])
+    service.cache.views.clear()
+    client.http.get(f"/credit-validation?ticket={ticket}")
+    service.cache.down = service.store.down = True  # no store is asked any more
+    final = client.http.get(f"/credit-validation?ticket={ticket}").json_body
+    assert final["rules"]["value"] == {"status": "PASSED", "reason": "fine"}

@@ -130,6 +130,8 @@ class EventSourceMapping:
             except CONNECTION_ERRORS as exc:
                 self.connected.clear()
                 self._drop_buffer()
+                with self._lock:
+                    self._in_flight.clear()  # their deliveries died with the channel
                 if self._stop.is_set():
                     break
                 delay = self.reconnect.next_delay()
@@ -281,41 +283,46 @@ class EventSourceMapping:
             duration_ms=(time.perf_counter() - began) * 1000,
             redelivered=sum(d.redelivered for d in batch.deliveries),
         )
-        settle = functools.partial(self._settle, channel, batch, report, environment)
+        # The slot is free as soon as the invocation is over, whatever happens to the
+        # connection: a callback queued on a connection that just died never runs, and a
+        # slot waiting for it would stop this mapping for good.
+        self._release(report, environment)
+        settle = functools.partial(self._settle, channel, batch, report)
         try:
             connection.add_callback_threadsafe(settle)
         except CONNECTION_ERRORS:
-            # The connection is gone: the broker already requeued the batch; free the slot.
-            self._release(batch, report, environment)
+            # The connection is gone: the broker already requeued the batch.
+            self._forget(batch)
+            if self.observer is not None:
+                self.observer(report)
 
-    def _settle(
-        self,
-        channel: BlockingChannel,
-        batch: _Batch,
-        report: BatchReport,
-        environment: ExecutionEnvironment,
-    ) -> None:
+    def _settle(self, channel: BlockingChannel, batch: _Batch, report: BatchReport) -> None:
+        """Ack or return the batch, on the consumer thread that owns the channel."""
         with self._lock:
             oldest = all(batch.first_tag <= other.first_tag for other in self._in_flight)
-        self._release(batch, report, environment)
-        if batch.generation != self._generation or not channel.is_open:
-            return
-        if report.ok:
-            if oldest:
-                channel.basic_ack(batch.last_tag, multiple=True)
+        self._forget(batch)
+        try:
+            if batch.generation != self._generation or not channel.is_open:
+                return
+            if report.ok:
+                if oldest:
+                    channel.basic_ack(batch.last_tag, multiple=True)
+                else:
+                    for delivery in batch.deliveries:
+                        channel.basic_ack(delivery.delivery_tag)
             else:
                 for delivery in batch.deliveries:
-                    channel.basic_ack(delivery.delivery_tag)
-        else:
-            for delivery in batch.deliveries:
-                channel.basic_nack(delivery.delivery_tag, requeue=True)
+                    channel.basic_nack(delivery.delivery_tag, requeue=True)
+        finally:
+            if self.observer is not None:
+                self.observer(report)
 
-    def _release(
-        self, batch: _Batch, report: BatchReport, environment: ExecutionEnvironment
-    ) -> None:
+    def _forget(self, batch: _Batch) -> None:
         with self._lock:
             if batch in self._in_flight:
                 self._in_flight.remove(batch)
+
+    def _release(self, report: BatchReport, environment: ExecutionEnvironment) -> None:
         if report.ok:
             self.failure_backoff.reset()
         else:
@@ -327,8 +334,6 @@ class EventSourceMapping:
             )
             self._resume_at = time.monotonic() + self.failure_backoff.next_delay()
         self._idle.put(environment)
-        if self.observer is not None:
-            self.observer(report)
 
     def _drain(self, channel: BlockingChannel, connection: BlockingConnection) -> None:
         """On stop: no new deliveries, let in-flight batches finish and settle, return the rest."""

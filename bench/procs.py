@@ -227,9 +227,9 @@ class ChaliceLocal(Managed):
         else:
             note = (
                 "run from a temp folder of symlinks to functions/api/app.py and chalicelib/ with a "
-                "minimal .chalice/config.json: the project's config sets AWS placeholder "
-                "AMQP_URL/REDIS_URL/MYSQL_URL for stage dev, which `chalice local` would apply "
-                "over the bench's environment"
+                "minimal .chalice/config.json: the project's config sets CREDIT_SECRET_ID for "
+                "stage dev (the AWS secret holding the service URLs), which `chalice local` "
+                "would apply over the bench's environment"
                 if "environment_variables" in config.read_text()
                 else "run from a temp folder of symlinks to functions/api/app.py and chalicelib/"
             )

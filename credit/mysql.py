@@ -391,12 +391,6 @@ class TicketStore:
                     (error[:512], ids),
                 )
 
-    def outbox_size(self) -> int:
-        with self._cursor() as cursor:
-            cursor.execute("SELECT COUNT(*) FROM outbox")
-            row = cursor.fetchone()
-        return int(row[0]) if row else 0
-
     def _decide(self, cursor: Any, known: dict[str, tuple[str, str]], now: datetime) -> None:
         pending = sorted(ticket for ticket, (status, _) in known.items() if status == "PENDING")
         if not pending:

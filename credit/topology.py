@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +92,6 @@ def definitions(queues: list[RuleQueue], vhost: str = "/") -> dict[str, Any]:
         ],
         "bindings": [{**b, "vhost": vhost} for b in bindings],
     }
-
-
-def definitions_json(queues: list[RuleQueue]) -> str:
-    return json.dumps(definitions(queues), indent=2, sort_keys=True) + "\n"
 
 
 def _binding(exchange: str, queue: str, key: str) -> dict[str, Any]:

@@ -152,9 +152,6 @@ class Runtime:
                 LOGGER.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
         publisher.close()
 
-    def wait_until_consuming(self, timeout: float = 30) -> bool:
-        return all(mapping.connected.wait(timeout) for mapping in self.mappings)
-
     def stop(self) -> None:
         """Stop taking requests, let in-flight batches finish or return them, stop workers."""
         self._stop.set()

@@ -48,23 +48,21 @@ def load_function(name: str) -> ModuleType:
     Every function has modules called `handler` and `rule`; they are dropped from
     sys.modules first so two functions can be loaded in one test process.
     """
-    directory = str(FUNCTIONS / name)
-    for module in ("handler", "rule"):
-        sys.modules.pop(module, None)
-    sys.path.insert(0, directory)
-    try:
-        return importlib.import_module("handler")
-    finally:
-        sys.path.remove(directory)
-        sys.modules.pop("rule", None)
+    return _import_from(name, "handler")
 
 
 def load_rule(name: str) -> ModuleType:
+    """Import functions/<name>/rule.py, the function's pure rule."""
+    return _import_from(name, "rule")
+
+
+def _import_from(name: str, module: str) -> ModuleType:
     directory = str(FUNCTIONS / name)
-    sys.modules.pop("rule", None)
+    for stale in ("handler", "rule"):
+        sys.modules.pop(stale, None)
     sys.path.insert(0, directory)
     try:
-        return importlib.import_module("rule")
+        return importlib.import_module(module)
     finally:
         sys.path.remove(directory)
         sys.modules.pop("rule", None)

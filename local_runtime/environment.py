@@ -137,8 +137,11 @@ class ExecutionEnvironment:
         self._init_ms = float(message["init_ms"])
         return self._init_ms
 
-    def invoke(self, event: dict[str, Any], timeout: float | None = None) -> Invocation:
-        """Invoke once; raises InvocationFailed on error, timeout (worker killed) or crash."""
+    def invoke(self, event: dict[str, Any] | bytes, timeout: float | None = None) -> Invocation:
+        """Invoke once; raises InvocationFailed on error, timeout (worker killed) or crash.
+
+        `event` is the event itself or, from the mapping, its compact JSON.
+        """
         if not self.alive:
             self.kill()  # a worker that died while idle: close its pipes now, not at GC
             self.start()
@@ -149,13 +152,16 @@ class ExecutionEnvironment:
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         init_ms, self._init_ms = self._init_ms, None
         try:
-            protocol.send(
-                self._requests,
-                protocol.INVOKE,
-                request_id=request_id,
-                event=event,
-                deadline_ms=deadline_ms,
-            )
+            if isinstance(event, bytes):
+                protocol.send_invoke(self._requests, request_id, event, deadline_ms)
+            else:
+                protocol.send(
+                    self._requests,
+                    protocol.INVOKE,
+                    request_id=request_id,
+                    event=event,
+                    deadline_ms=deadline_ms,
+                )
         except OSError as exc:
             self.kill()
             raise InvocationFailed("Runtime.ExitError", f"worker exited: {exc}") from exc

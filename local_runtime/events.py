@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
+import orjson
 import pika
 
 EVENT_SOURCE = "aws:rmq"
@@ -24,30 +22,39 @@ EVENT_ENVELOPE_BYTES = 1024
 RECORD_BUDGET_BYTES = MAX_PAYLOAD_BYTES - EVENT_ENVELOPE_BYTES
 
 
-@dataclass(frozen=True)
 class Delivery:
-    """One message as the broker delivered it."""
+    """One message as the broker delivered it; its record is encoded at most once."""
 
-    body: bytes
-    properties: pika.BasicProperties
-    redelivered: bool = False
-    delivery_tag: int = 0
+    __slots__ = ("_record_json", "body", "delivery_tag", "properties", "redelivered")
 
-    @cached_property
-    def properties_record(self) -> dict[str, Any]:
-        """basicProperties as AWS sends them; built once per delivery, sized and sent."""
-        return basic_properties(self.properties, len(self.body))
+    def __init__(
+        self,
+        body: bytes,
+        properties: pika.BasicProperties,
+        redelivered: bool = False,
+        delivery_tag: int = 0,
+    ) -> None:
+        self.body = body
+        self.properties = properties
+        self.redelivered = redelivered
+        self.delivery_tag = delivery_tag
+        self._record_json: bytes | None = None
 
-    @cached_property
+    def __repr__(self) -> str:
+        return f"Delivery(tag={self.delivery_tag}, {len(self.body)} bytes)"
+
+    @property
+    def record_json(self) -> bytes:
+        """This message's record as compact JSON: sizing the batch and sending the event
+        both use these bytes, so no record is serialised twice."""
+        if self._record_json is None:
+            self._record_json = _compact(record(self))
+        return self._record_json
+
+    @property
     def event_size(self) -> int:
-        """Bytes this message adds to an event (compact JSON): its properties, headers
-        included, its base64 data, its keys and the comma that separates it from the next."""
-        envelope = {
-            "basicProperties": self.properties_record,
-            "redelivered": self.redelivered,
-            "data": "",
-        }
-        return len(_compact(envelope)) + 4 * ((len(self.body) + 2) // 3) + 1
+        """Bytes this message adds to an event: its record and the comma before the next."""
+        return len(self.record_json) + 1
 
 
 def broker_arn(
@@ -72,11 +79,11 @@ def header_value(value: object) -> object:
     """Strings become {"bytes": [...]}, numbers and booleans stay, tables and lists recurse."""
     if isinstance(value, str):
         return {"bytes": java_bytes(value.encode())}
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, (bytes, bytearray)):
         return {"bytes": java_bytes(value)}
     if isinstance(value, Mapping):
         return {str(k): header_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [header_value(v) for v in value]
     if isinstance(value, Decimal):
         return float(value)
@@ -119,14 +126,16 @@ def basic_properties(props: pika.BasicProperties, body_size: int) -> dict[str, A
 def _text(value: str | bytes | None) -> str | None:
     """A short-string property; pika hands over bytes when they are not UTF-8, and AWS's
     Java client decodes those with replacement characters."""
-    if isinstance(value, bytes | bytearray):
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     return value
 
 
 def record(delivery: Delivery) -> dict[str, Any]:
     return {
-        "basicProperties": delivery.properties_record,
+        "basicProperties": basic_properties(delivery.properties, len(delivery.body)),
         "redelivered": delivery.redelivered,
         "data": base64.b64encode(delivery.body).decode("ascii"),
     }
@@ -143,5 +152,19 @@ def build_event(
     }
 
 
+def encode_event(
+    queue: str, deliveries: Sequence[Delivery], arn: str, virtual_host: str = "/"
+) -> bytes:
+    """build_event's result as compact JSON, assembled from each record's encoded bytes."""
+    head = _compact(
+        {"eventSource": EVENT_SOURCE, "eventSourceArn": arn, "rmqMessagesByQueue": None}
+    )
+    key = _compact(f"{queue}::{virtual_host}")
+    records = b",".join(delivery.record_json for delivery in deliveries)
+    # head ends with `null}`: the queue's records take the place of that null.
+    return b"".join((head[:-5], b"{", key, b":[", records, b"]}}"))
+
+
 def _compact(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    """Compact JSON, non-ASCII text as UTF-8."""
+    return orjson.dumps(value, default=str)

@@ -31,7 +31,7 @@ from credit.publisher import connection_parameters, describe
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import EventSource, FunctionSpec
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed
-from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, broker_arn, build_event
+from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, broker_arn, encode_event
 
 LOGGER = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2
@@ -263,7 +263,7 @@ class EventSourceMapping:
         connection: BlockingConnection,
     ) -> None:
         began = time.perf_counter()
-        event = build_event(
+        event = encode_event(
             self.source.queue, batch.deliveries, self.event_source_arn, self.virtual_host
         )
         error: str | None = None

@@ -6,6 +6,8 @@ import json
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
+
 # Worker -> runtime
 READY = "ready"  # {"init_ms": float} after the handler module imported
 INIT_ERROR = "init_error"  # {"error": {...}} when the import failed
@@ -15,9 +17,20 @@ INVOKE = "invoke"  # {"request_id", "event", "deadline_ms"}
 
 
 def send(conn: Connection, kind: str, **fields: Any) -> None:
-    conn.send_bytes(json.dumps({"kind": kind, **fields}, separators=(",", ":")).encode())
+    message = {"kind": kind, **fields}
+    try:
+        data = orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson refuses and json takes (integers over 64 bits)
+        data = json.dumps(message, separators=(",", ":")).encode()
+    conn.send_bytes(data)
+
+
+def send_invoke(conn: Connection, request_id: str, event: bytes, deadline_ms: int) -> None:
+    """An INVOKE whose event is already compact JSON: spliced in, not encoded again."""
+    head = orjson.dumps({"kind": INVOKE, "request_id": request_id, "deadline_ms": deadline_ms})
+    conn.send_bytes(b"".join((head[:-1], b',"event":', event, b"}")))
 
 
 def receive(conn: Connection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(conn.recv_bytes())
+    message: dict[str, Any] = orjson.loads(conn.recv_bytes())
     return message

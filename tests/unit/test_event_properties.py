@@ -4,7 +4,7 @@ import json
 
 import pika
 
-from local_runtime.events import Delivery, build_event
+from local_runtime.events import Delivery, build_event, encode_event
 
 
 def test_non_utf8_properties_are_decoded_with_replacement_characters():
@@ -16,3 +16,24 @@ def test_non_utf8_properties_are_decoded_with_replacement_characters():
     assert record["appId"] == "ok"
     json.dumps(event)
     assert Delivery(b"{}", properties).event_size > 0
+
+
+def test_encoded_event_is_the_event_as_compact_json():
+    properties = pika.BasicProperties(
+        content_type="application/json",
+        headers={"source": "api", "n": 3, "nested": {"é": ["x", 1.5]}},
+        message_id="m-1",
+        timestamp=2021,
+        delivery_mode=2,
+    )
+    deliveries = [
+        Delivery(b'{"ticket":"t"}', properties, redelivered=True, delivery_tag=1),
+        Delivery(b"\x00\xff binary", pika.BasicProperties(), delivery_tag=2),
+    ]
+    event = build_event("rule.age", deliveries, "arn:aws:mq:x", "credit")
+    encoded = encode_event("rule.age", deliveries, "arn:aws:mq:x", "credit")
+    assert encoded == json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    assert list(json.loads(encoded)) == ["eventSource", "eventSourceArn", "rmqMessagesByQueue"]
+    # the sizes the batcher adds up are what the records take in the event
+    empty = encode_event("rule.age", [], "arn:aws:mq:x", "credit")
+    assert len(encoded) - len(empty) == sum(d.event_size for d in deliveries) - 1

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import pymysql.cursors
+from pymysql.constants import CLIENT, SERVER_STATUS
 
 from credit import settings
 from credit.domain import (
@@ -31,6 +32,7 @@ from credit.domain import (
 from credit.errors import StoreUnavailable
 from credit.messages import RuleMessage
 
+Verdicts = tuple[bool, str]  # a recorded rule result: passed, reason
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -85,6 +87,9 @@ def connect_kwargs(url: str | None = None) -> dict[str, Any]:
         "database": parts.path.lstrip("/") or "credit",
         "charset": "utf8mb4",
         "autocommit": True,
+        # Several statements per round trip: a transaction's statements and its COMMIT go
+        # together. Every value is still escaped by the driver (no SQL is built from input).
+        "client_flag": CLIENT.MULTI_STATEMENTS,
         # No gap locks: concurrent multi-row inserts and deletes on the outbox would deadlock
         # on them, and every decision locks the rows it reads explicitly (FOR UPDATE).
         "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
@@ -187,7 +192,12 @@ class TicketStore:
     ) -> None:
         self._url = url
         self._factory = factory or (lambda: connect(url))
-        self._pool: queue.LifoQueue[Connection] = queue.LifoQueue()
+        # Connections for transactions run with autocommit off, so a transaction starts with
+        # its first statement instead of costing a BEGIN round trip; the others autocommit.
+        self._pools: dict[bool, queue.LifoQueue[Connection]] = {
+            False: queue.LifoQueue(),
+            True: queue.LifoQueue(),
+        }
         self._pool_size = pool_size
 
     @contextmanager
@@ -199,17 +209,19 @@ class TicketStore:
         failed is closed, never returned to the pool.
         """
         conn: Connection | None = None
+        pool = self._pools[transaction]
         try:
             try:
-                conn = self._pool.get_nowait()
+                conn = pool.get_nowait()
             except queue.Empty:
                 conn = self._factory()
-            if transaction:
-                conn.begin()
+                if transaction:
+                    conn.autocommit(False)
             with conn.cursor() as cursor:
                 yield cursor
-            if transaction:
-                conn.commit()
+            in_transaction = conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS  # type: ignore[attr-defined]
+            if transaction and in_transaction:
+                conn.commit()  # unless the work committed in its last round trip
         except DRIVER_ERRORS as exc:
             if transaction and conn is not None and _is_retryable(exc):
                 try:
@@ -217,7 +229,7 @@ class TicketStore:
                 except DRIVER_ERRORS:
                     self._discard(conn)
                 else:
-                    self._release(conn)
+                    self._release(pool, conn)
             else:
                 self._discard(conn)
             raise StoreUnavailable(f"MySQL failed: {exc}") from exc
@@ -228,15 +240,15 @@ class TicketStore:
                 except DRIVER_ERRORS:
                     self._discard(conn)
                     raise
-            self._release(conn)
+            self._release(pool, conn)
             raise
-        self._release(conn)
+        self._release(pool, conn)
 
-    def _release(self, conn: Connection | None) -> None:
+    def _release(self, pool: queue.LifoQueue[Connection], conn: Connection | None) -> None:
         if conn is None:
             return
-        if self._pool.qsize() < self._pool_size:
-            self._pool.put(conn)
+        if pool.qsize() < self._pool_size:
+            pool.put(conn)
         else:
             self._discard(conn)
 
@@ -271,26 +283,30 @@ class TicketStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def create_tickets(self, tickets: Sequence[NewTicket]) -> list[TicketView]:
-        """Insert tickets and their outbox messages in one transaction: all or none."""
+        """Insert tickets and their outbox messages in one transaction: all or none.
+
+        One round trip: both inserts and the COMMIT travel together.
+        """
         now = utcnow()
         stamp = _db_time(now)
-
-        def insert(cursor: Any) -> None:
-            # executemany turns INSERT ... VALUES into one multi-row statement.
-            cursor.executemany(
-                "INSERT INTO tickets (id, age, value, status, required_rules, created_at)"
-                " VALUES (%s, %s, %s, 'PENDING', %s, %s)",
-                [
-                    (t.ticket, t.request.age, t.request.value, ",".join(t.rules), stamp)
-                    for t in tickets
-                ],
+        ticket_rows = [
+            (t.ticket, t.request.age, t.request.value, ",".join(t.rules), stamp) for t in tickets
+        ]
+        outbox_rows = [(m.ticket, m.rule, m.body, stamp) for t in tickets for m in t.messages]
+        # Only placeholders are repeated into the SQL; the driver escapes every value.
+        sql = (
+            "INSERT INTO tickets (id, age, value, status, required_rules, created_at) VALUES "  # noqa: S608
+            + _values(len(ticket_rows), "(%s, %s, %s, 'PENDING', %s, %s)")
+            + ";"
+        )
+        if outbox_rows:
+            sql += (
+                "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES "  # noqa: S608
+                + _values(len(outbox_rows), "(%s, %s, %s, %s)")
+                + ";"
             )
-            cursor.executemany(
-                "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES (%s, %s, %s, %s)",
-                [(m.ticket, m.rule, m.body, stamp) for t in tickets for m in t.messages],
-            )
-
-        self._transaction(insert)
+        args = [value for row in (*ticket_rows, *outbox_rows) for value in row]
+        self._transaction(lambda cursor: _run(cursor, sql + "COMMIT", args))
         return [
             TicketView(t.ticket, TicketStatus.PENDING, rule_statuses(t.rules, {}), now)
             for t in tickets
@@ -317,30 +333,51 @@ class TicketStore:
         A verdict already recorded for (ticket, rule) is kept; a decided ticket never changes.
         """
         tickets = sorted({result.ticket for result in results})
+        # Inserted in key order, so two batches holding the same verdicts cannot deadlock.
+        ordered = sorted(results, key=lambda r: (r.ticket, r.rule))
         now = _db_time(utcnow())
 
         def record(cursor: Any) -> tuple[list[TicketView], list[RuleResult]]:
-            known: dict[str, tuple[str, str]] = {}
-            if tickets:
-                cursor.execute(
-                    "SELECT id, status, required_rules FROM tickets WHERE id IN %s"
-                    " ORDER BY id FOR UPDATE",
-                    (tickets,),
-                )
-                known = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-            orphans = [r for r in results if r.ticket not in known]
-            recordable = [r for r in results if r.ticket in known]
-            if recordable:
-                cursor.executemany(
-                    "INSERT IGNORE INTO rule_results (ticket_id, rule, passed, reason, recorded_at)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [(r.ticket, r.rule, r.passed, r.reason[:512], now) for r in recordable],
-                )
-                self._decide(cursor, known, now)
             if rejected:
                 self._set_aside(cursor, rejected)
-            views = self._views(cursor, sorted(known)) if known else {}
-            return list(views.values()), orphans
+            if not tickets:
+                return [], []
+            # Round trip 1: record the verdicts, then lock their tickets and read every
+            # verdict. Each transaction inserts before it locks, so whichever holds a
+            # ticket's lock last sees every verdict committed before it, its own included.
+            verdict_rows = [(r.ticket, r.rule, r.passed, r.reason[:512], now) for r in ordered]
+            sql = (  # only placeholders are repeated into the SQL
+                "INSERT IGNORE INTO rule_results (ticket_id, rule, passed, reason, recorded_at)"  # noqa: S608
+                " VALUES " + _values(len(verdict_rows), "(%s, %s, %s, %s, %s)") + ";"
+                "SELECT id, status, required_rules, created_at, decided_at FROM tickets"
+                " WHERE id IN %s ORDER BY id FOR UPDATE;"
+                "SELECT ticket_id, rule, passed, reason FROM rule_results WHERE ticket_id IN %s"
+            )
+            _, locked, recorded = _run(
+                cursor,
+                sql,
+                [*(value for row in verdict_rows for value in row), tickets, tickets],
+            )
+            rows = {row[0]: row for row in locked}
+            verdicts: dict[str, dict[str, Verdicts]] = {}
+            for ticket, rule, passed, reason in recorded:
+                verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
+            orphans = [r for r in results if r.ticket not in rows]
+            # Round trip 2: remove verdicts of unknown tickets, decide, commit.
+            statements: list[str] = []
+            args: list[Any] = []
+            if orphans:
+                statements.append("DELETE FROM rule_results WHERE (ticket_id, rule) IN %s")
+                args.append([(r.ticket, r.rule) for r in orphans])
+            views, decided = _decide(rows, verdicts, now)
+            for status, decided_tickets in decided.items():  # one statement per outcome
+                statements.append(
+                    "UPDATE tickets SET status = %s, decided_at = %s"
+                    " WHERE id IN %s AND status = 'PENDING'"
+                )
+                args.extend([status.value, now, decided_tickets])
+            _run(cursor, ";".join([*statements, "COMMIT"]), args)
+            return views, orphans
 
         return self._transaction(record)
 
@@ -391,27 +428,15 @@ class TicketStore:
                     (error[:512], ids),
                 )
 
-    def _decide(self, cursor: Any, known: dict[str, tuple[str, str]], now: datetime) -> None:
-        pending = sorted(ticket for ticket, (status, _) in known.items() if status == "PENDING")
-        if not pending:
-            return
+    def _verdicts(self, cursor: Any, tickets: Sequence[str]) -> dict[str, dict[str, Verdicts]]:
         cursor.execute(
-            "SELECT ticket_id, rule, passed FROM rule_results WHERE ticket_id IN %s", (pending,)
+            "SELECT ticket_id, rule, passed, reason FROM rule_results WHERE ticket_id IN %s",
+            (list(tickets),),
         )
-        verdicts: dict[str, dict[str, bool]] = {ticket: {} for ticket in pending}
-        for ticket, rule, passed in cursor.fetchall():
-            verdicts[ticket][rule] = bool(passed)
-        decided: dict[TicketStatus, list[str]] = {}
-        for ticket in pending:
-            status = decide(known[ticket][1].split(","), verdicts[ticket])
-            if status is not TicketStatus.PENDING:
-                decided.setdefault(status, []).append(ticket)
-        for status, tickets in decided.items():  # one statement per outcome, not per ticket
-            cursor.execute(
-                "UPDATE tickets SET status = %s, decided_at = %s"
-                " WHERE id IN %s AND status = 'PENDING'",
-                (status.value, now, tickets),
-            )
+        verdicts: dict[str, dict[str, Verdicts]] = {}
+        for ticket, rule, passed, reason in cursor.fetchall():
+            verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
+        return verdicts
 
     def _set_aside(self, cursor: Any, rejected: Sequence[Rejected]) -> None:
         now = _db_time(utcnow())
@@ -440,23 +465,60 @@ class TicketStore:
             (list(tickets),),
         )
         rows = cursor.fetchall()
-        cursor.execute(
-            "SELECT ticket_id, rule, passed, reason FROM rule_results WHERE ticket_id IN %s",
-            (list(tickets),),
-        )
-        results: dict[str, dict[str, tuple[bool, str]]] = {}
-        for ticket, rule, passed, reason in cursor.fetchall():
-            results.setdefault(ticket, {})[rule] = (bool(passed), reason)
+        verdicts = self._verdicts(cursor, tickets)
         return {
             row[0]: TicketView(
                 ticket=row[0],
                 status=TicketStatus(row[1]),
-                rules=rule_statuses(row[2].split(","), results.get(row[0], {})),
+                rules=rule_statuses(row[2].split(","), verdicts.get(row[0], {})),
                 created_at=row[3].replace(tzinfo=UTC),
                 decided_at=row[4].replace(tzinfo=UTC) if row[4] else None,
             )
             for row in rows
         }
+
+
+def _decide(
+    rows: dict[str, tuple[Any, ...]], verdicts: dict[str, dict[str, Verdicts]], now: datetime
+) -> tuple[list[TicketView], dict[TicketStatus, list[str]]]:
+    """The views of locked tickets, deciding the pending ones that can be; and which
+    tickets each outcome decides now."""
+    decided: dict[TicketStatus, list[str]] = {}
+    views = []
+    for ticket, status_text, required_text, created_at, decided_at in rows.values():
+        required = required_text.split(",")
+        found = verdicts.get(ticket, {})
+        status = TicketStatus(status_text)
+        if status is TicketStatus.PENDING:
+            status = decide(required, {rule: passed for rule, (passed, _) in found.items()})
+            if status is not TicketStatus.PENDING:
+                decided.setdefault(status, []).append(ticket)
+                decided_at = now
+        views.append(
+            TicketView(
+                ticket=ticket,
+                status=status,
+                rules=rule_statuses(required, found),
+                created_at=created_at.replace(tzinfo=UTC),
+                decided_at=decided_at.replace(tzinfo=UTC) if decided_at else None,
+            )
+        )
+    return views, decided
+
+
+def _values(rows: int, row: str) -> str:
+    """The VALUES list of a multi-row INSERT: `row` (placeholders) `rows` times."""
+    return ", ".join([row] * rows)
+
+
+def _run(cursor: Any, sql: str, args: Sequence[Any]) -> list[tuple[tuple[Any, ...], ...]]:
+    """Run several statements in one round trip; every statement's rows (empty for those
+    that return none). All results are read, so the connection is ready for the next query."""
+    cursor.execute(sql, args)
+    results = [cursor.fetchall()]
+    while cursor.nextset():
+        results.append(cursor.fetchall())
+    return results
 
 
 def _db_time(moment: datetime) -> datetime:

@@ -36,7 +36,7 @@ from bench.services import DEFAULT_AMQP_URL, DEFAULT_MYSQL_URL, DEFAULT_REDIS_UR
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 PATHS = (
     # (name, a frame marker that puts a stack in this path), first match wins
-    ("api request", "._handle (local_runtime/gateway.py)"),
+    ("api request", ".respond (local_runtime/gateway.py)"),
     ("api connection idle/parse", "process_request_thread (socketserver.py)"),
     ("api accept loop", "serve_forever (socketserver.py)"),
     ("outbox relay", "_relay_loop (local_runtime/supervisor.py)"),

@@ -30,6 +30,9 @@ class RuleMessage:
         return f"{self.ticket}:{self.rule}"
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)  # one instance: json.loads builds one per call
+
+
 def split_request(ticket: str, request: CreditRequest, rules: tuple[str, ...]) -> list[RuleMessage]:
     """One message per rule, routing key = rule name, body = ticket plus that rule's field."""
     return [
@@ -47,7 +50,7 @@ def split_request(ticket: str, request: CreditRequest, rules: tuple[str, ...]) -
 def decode_rule_body(body: bytes) -> tuple[str, dict[str, Any]]:
     """Return (ticket, fields) from a rule message body, or raise UndecodableMessage."""
     try:
-        payload = json.loads(body, parse_float=Decimal)
+        payload = _DECODER.decode(body.decode("utf-8") if isinstance(body, bytes) else body)
     except (ValueError, RecursionError) as exc:
         raise UndecodableMessage(f"body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):

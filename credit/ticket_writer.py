@@ -8,6 +8,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from credit.cache import TicketCache
 from credit.domain import CreditRequest, TicketView
 from credit.errors import StoreUnavailable
 from credit.messages import RuleMessage
@@ -32,11 +33,18 @@ class BatchingTicketWriter:
     A request waits for the commit that holds its ticket, so a 202 still means durable in
     MySQL. While one transaction commits, the next requests gather for the following one:
     under load, many tickets share a commit; alone, a ticket waits for nobody. If the
-    transaction fails, every ticket in it fails (and its request answers 503).
+    transaction fails, every ticket in it fails (and its request answers 503). Given a
+    cache, the writer also caches the batch's views after the commit.
     """
 
-    def __init__(self, store: TicketStore, max_batch: int = MAX_BATCH) -> None:
+    caches_views = False
+
+    def __init__(
+        self, store: TicketStore, cache: TicketCache | None = None, max_batch: int = MAX_BATCH
+    ) -> None:
         self._store = store
+        self._cache = cache
+        self.caches_views = cache is not None
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ticket-writer", daemon=True)
@@ -93,6 +101,10 @@ class BatchingTicketWriter:
                 pending.error = error
                 pending.done.set()
             return
+        if self._cache is not None:
+            # One pipelined round trip for the batch, before any of its requests publishes:
+            # a rule's decided view can then never be overwritten by this pending one.
+            self._cache.put_quietly(views)
         for pending, view in zip(batch, views, strict=True):
             pending.view = view
             pending.done.set()

@@ -119,12 +119,13 @@ class Runtime:
         # The ticket and its messages are committed to the outbox before publishing, so the
         # request need not wait for the broker: the relay sends whatever is not confirmed.
         publisher = PipelinedPublisher(self.amqp_url, on_confirmed=cleaner.confirmed, wait=False)
-        writer = BatchingTicketWriter(store)
+        views = cache.TicketCache(cache.client())
+        writer = BatchingTicketWriter(store, views)
         self._closers.extend([publisher.close, cleaner.close, writer.close])
         dependencies.install(
             CreditService(
                 store=store,
-                cache=cache.TicketCache(cache.client()),
+                cache=views,
                 publisher=publisher,
                 rules=settings.get_list(settings.RULES),
                 clear_outbox=False,

@@ -295,13 +295,13 @@ class TicketStore:
         outbox_rows = [(m.ticket, m.rule, m.body, stamp) for t in tickets for m in t.messages]
         # Only placeholders are repeated into the SQL; the driver escapes every value.
         sql = (
-            "INSERT INTO tickets (id, age, value, status, required_rules, created_at) VALUES "  # noqa: S608
+            "INSERT INTO tickets (id, age, value, status, required_rules, created_at) VALUES "  # noqa: S608  # nosec B608
             + _values(len(ticket_rows), "(%s, %s, %s, 'PENDING', %s, %s)")
             + ";"
         )
         if outbox_rows:
             sql += (
-                "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES "  # noqa: S608
+                "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES "  # noqa: S608  # nosec B608
                 + _values(len(outbox_rows), "(%s, %s, %s, %s)")
                 + ";"
             )
@@ -348,8 +348,8 @@ class TicketStore:
             # ticket's lock last sees every verdict committed before it, its own included.
             verdict_rows = [(r.ticket, r.rule, r.passed, r.reason[:512], now) for r in ordered]
             sql = (  # only placeholders are repeated into the SQL
-                "INSERT IGNORE INTO rule_results (ticket_id, rule, passed, reason, recorded_at)"  # noqa: S608
-                " VALUES " + _values(len(verdict_rows), "(%s, %s, %s, %s, %s)") + ";"
+                "INSERT IGNORE INTO rule_results (ticket_id, rule, passed, reason, recorded_at)"  # noqa: S608  # nosec B608
+                " VALUES " + _values(len(verdict_rows), "(%s, %s, %s, %s, %s)") + ";"  # nosec B608
                 "SELECT id, status, required_rules, created_at, decided_at FROM tickets"
                 " WHERE id IN %s ORDER BY id FOR UPDATE;"
                 "SELECT ticket_id, rule, passed, reason FROM rule_results WHERE ticket_id IN %s"

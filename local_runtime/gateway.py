@@ -26,6 +26,8 @@ import socket
 import socketserver
 import sys
 import threading
+import time
+import uuid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -33,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from chalice.app import Chalice
 from chalice.config import Config
-from chalice.local import LambdaContext, LocalGateway, LocalGatewayException, RouteMatcher
+from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 
 LOGGER = logging.getLogger(__name__)
 API_DIR = Path(__file__).resolve().parent.parent / "functions" / "api"
@@ -83,6 +85,33 @@ def per_thread_request_state(app: Chalice) -> Chalice:
         },
     )
     return app
+
+
+class GatewayContext:
+    """The Lambda context chalice local passes, with the same attributes; the request id is
+    drawn only when something reads it (a uuid4 per request was a tenth of a cached GET)."""
+
+    function_version = "$LATEST"
+    invoked_function_arn = ""
+    log_group_name = ""
+    log_stream_name = ""
+    identity = None
+    client_context = None
+
+    def __init__(self, function_name: str, memory_size: int, max_runtime_ms: int) -> None:
+        self.function_name = function_name
+        self.memory_limit_in_mb = memory_size
+        self._deadline_ms = time.time() * 1000 + max_runtime_ms
+        self._request_id: str | None = None
+
+    @property
+    def aws_request_id(self) -> str:
+        if self._request_id is None:
+            self._request_id = str(uuid.uuid4())
+        return self._request_id
+
+    def get_remaining_time_in_millis(self) -> float:
+        return self._deadline_ms - time.time() * 1000
 
 
 class BadRequest(Exception):
@@ -261,6 +290,12 @@ class GatewayServer(socketserver.ThreadingTCPServer):
             lambda_memory_size=memory,
         )
         self.gateway = LocalGateway(self.app, self.config)
+        # Config's properties walk a chain of dicts on every read: read them once.
+        self._function_name: str = self.config.function_name
+        self._memory_size: int = self.config.lambda_memory_size
+        self._max_runtime_ms = (
+            self.config.lambda_timeout or LocalGateway.MAX_LAMBDA_EXECUTION_TIME
+        ) * 1000
         self._routes = {path: set(methods) for path, methods in app.routes.items()}
         self._matcher = RouteMatcher(list(app.routes))
         self._binary_types = set(app.api.binary_types)
@@ -327,12 +362,7 @@ class GatewayServer(socketserver.ThreadingTCPServer):
         if body is not None and headers.get("content-type", "") in self._binary_types:
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
-        context = LambdaContext(
-            self.config.function_name,
-            self.config.lambda_memory_size,
-            max_runtime_ms=(self.config.lambda_timeout or LocalGateway.MAX_LAMBDA_EXECUTION_TIME)
-            * 1000,
-        )
+        context = GatewayContext(self._function_name, self._memory_size, self._max_runtime_ms)
         return _translate(self.app(event, context))
 
     def _through_local_gateway(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -218,3 +219,19 @@ def test_the_event_matches_what_local_gateway_builds():
         server.server_close()
     ours, theirs = seen
     assert ours == theirs
+
+
+def test_the_context_has_what_chalice_locals_lambda_context_has():
+    from chalice.local import LambdaContext
+
+    from local_runtime.gateway import GatewayContext
+
+    theirs = LambdaContext("api", 512, max_runtime_ms=30_000)
+    ours = GatewayContext("api", 512, 30_000)
+    public = {name for name in vars(theirs) if not name.startswith("_")}
+    for name in public - {"aws_request_id"}:
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.aws_request_id == ours.aws_request_id  # drawn once, then kept
+    assert str(uuid.UUID(ours.aws_request_id)) == ours.aws_request_id
+    assert ours.aws_request_id != GatewayContext("api", 512, 30_000).aws_request_id
+    assert 29_000 < ours.get_remaining_time_in_millis() <= 30_000

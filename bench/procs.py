@@ -188,7 +188,11 @@ class Runtime(Managed):
         out = {}
         for child in self.descendants():
             with contextlib.suppress(psutil.Error):
-                out[child.pid] = child.environ().get("AWS_LAMBDA_FUNCTION_NAME", "child")
+                env = child.environ()
+                # a rule's worker, or the API's own process
+                out[child.pid] = env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get(
+                    "CREDIT_RUNTIME_PROCESS", "child"
+                )
         return out
 
 

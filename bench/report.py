@@ -106,6 +106,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 per = runs[len(runs) // 2]["cpu_ms_per_ticket"]
                 short = {
                     "runtime": "runtime",
+                    "worker api": "api",
                     "worker age_rule": "age",
                     "worker value_rule": "value",
                     "mysql": "mysql",

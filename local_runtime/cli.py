@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--host", default="127.0.0.1")
     start.add_argument("--port", type=int, default=8000)
     start.add_argument("--no-api", action="store_true", help="do not serve the API")
+    start.add_argument(
+        "--api-only", action="store_true", help="serve only the API, in this process"
+    )
+    start.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     start.add_argument("--amqp-url", help="broker URL (default: $AMQP_URL)")
 
     commands.add_parser("list", help="list functions with their handlers and event sources")
@@ -123,10 +127,27 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     # A ticket requires every declared rule, whichever functions this process runs.
     os.environ.setdefault(settings.RULES, ",".join(rule_names(_specs(args))))
+    if args.api_only:
+        # The topology and schema are the starting runtime's job (or were done before).
+        runtime = Runtime(
+            [],
+            amqp_url=args.amqp_url,
+            relay=False,
+            host=args.host,
+            port=args.port,
+            parent_pid=args.parent_pid,
+        )
+        runtime.run_until_signalled()
+        return 0
     specs = _specs(args, args.functions)
     prepare(specs, amqp_url=args.amqp_url)
     runtime = Runtime(
-        specs, amqp_url=args.amqp_url, api=not args.no_api, host=args.host, port=args.port
+        specs,
+        amqp_url=args.amqp_url,
+        api=not args.no_api,
+        api_process=True,
+        host=args.host,
+        port=args.port,
     )
     runtime.run_until_signalled()
     LOGGER.info("stopped cleanly")

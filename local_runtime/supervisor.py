@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,6 +32,9 @@ from local_runtime.mapping import EventSourceMapping, Observer
 
 LOGGER = logging.getLogger(__name__)
 RELAY_INTERVAL_SECONDS = 1.0
+PROCESS_ROLE_VARIABLE = "CREDIT_RUNTIME_PROCESS"  # "api" in the API's own process
+API_START_SECONDS = 30.0
+API_STOP_SECONDS = 15.0
 
 
 class StartupError(RuntimeError):
@@ -82,12 +89,17 @@ class Runtime:
     host: str = "127.0.0.1"
     port: int = 8000
     relay: bool = True
+    # Serve the API from a process of its own: it then has its own GIL, and a request thread
+    # never holds up the consumers (on AWS, API Gateway's Lambda is another process too).
+    api_process: bool = False
+    parent_pid: int | None = None  # in the API's process: stop when this process is gone
     observer: Observer | None = None
     mappings: list[EventSourceMapping] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: object | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _api_child: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         os.environ.setdefault(settings.RULES, ",".join(rule_names(self.specs)))
@@ -99,7 +111,9 @@ class Runtime:
             self._spawn(mapping.run, f"mapping-{spec.name}")
         if self.relay:
             self._spawn(self._relay_loop, "outbox-relay")
-        if self.api:
+        if self.api and self.api_process:
+            self._start_api_process()
+        elif self.api:
             from local_runtime import gateway
 
             app = gateway.load_app()
@@ -107,6 +121,68 @@ class Runtime:
             server, _ = gateway.serve(app, self.host, self.port)
             self._server = server
             self.port = server.server_address[1]
+
+    def _start_api_process(self) -> None:
+        if self.port == 0:
+            with socket.socket() as probe:
+                probe.bind((self.host, 0))
+                self.port = probe.getsockname()[1]
+        self._api_child = self._spawn_api()
+        self._spawn(self._watch_api, "api-supervisor")
+
+    def _spawn_api(self) -> subprocess.Popen[bytes]:
+        """`start --api-only` in a child process; returns once it accepts connections."""
+        command = [sys.executable, "-m", "local_runtime"]
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            command.append("--verbose")
+        command += ["start", "--api-only", "--host", self.host, "--port", str(self.port)]
+        command += ["--parent-pid", str(os.getpid())]
+        if self.amqp_url:
+            command += ["--amqp-url", self.amqp_url]
+        child = subprocess.Popen(command, env={**os.environ, PROCESS_ROLE_VARIABLE: "api"})
+        deadline = time.monotonic() + API_START_SECONDS
+        while time.monotonic() < deadline:
+            code = child.poll()
+            if code is not None:
+                raise StartupError(f"the API process exited with code {code} while starting")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return child
+            except OSError:
+                time.sleep(0.05)
+        child.kill()
+        raise StartupError(f"the API process did not listen on port {self.port} in time")
+
+    def _watch_api(self) -> None:
+        """Start the API process again if it dies; nothing else may take the system down."""
+        backoff = Backoff(initial=0.5, cap=5.0)
+        while not self._stop.wait(0.5):
+            child = self._api_child
+            code = child.poll() if child is not None else None
+            if code is None:
+                continue
+            LOGGER.error("the API process exited with code %s; starting it again", code)
+            while not self._stop.is_set():
+                try:
+                    self._api_child = self._spawn_api()
+                    backoff.reset()
+                    break
+                except (StartupError, OSError) as exc:
+                    delay = backoff.next_delay()
+                    LOGGER.error("%s; retrying in %.1fs", exc, delay)
+                    self._stop.wait(delay)
+
+    def _stop_api_process(self) -> None:
+        child, self._api_child = self._api_child, None
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(API_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            LOGGER.warning("the API process ignored SIGTERM; killing it")
+            child.kill()
+            child.wait()
 
     def _install_api_service(self) -> None:
         """Wire the API for a long-running process: confirms pipelined across requests on
@@ -156,6 +232,7 @@ class Runtime:
     def stop(self) -> None:
         """Stop taking requests, let in-flight batches finish or return them, stop workers."""
         self._stop.set()
+        self._stop_api_process()
         if self._server is not None:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server.server_close()  # type: ignore[attr-defined]
@@ -178,5 +255,7 @@ class Runtime:
         signal.signal(signal.SIGTERM, on_signal)
         self.start()
         while not received.wait(0.5):
-            pass
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                LOGGER.warning("the runtime that started this process is gone; stopping")
+                break
         self.stop()

@@ -30,7 +30,7 @@ from credit.publisher import connection_parameters, describe, properties
 
 LOGGER = logging.getLogger(__name__)
 CONFIRM_TIMEOUT_SECONDS = 5.0
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass(eq=False)

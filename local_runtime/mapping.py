@@ -75,7 +75,7 @@ class EventSourceMapping:
     amqp_url: str | None = None
     output: TextIO | None = None
     observer: Observer | None = None
-    reconnect: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=5.0))
+    reconnect: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=2.0))
     failure_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, cap=5.0))
     env_overrides: dict[str, str] = field(default_factory=dict)
 

@@ -216,7 +216,7 @@ class Runtime:
 
     def _relay_loop(self) -> None:
         store, publisher = TicketStore(), ConfirmingPublisher(self.amqp_url)
-        backoff = Backoff(initial=0.5, cap=5.0)
+        backoff = Backoff(initial=0.5, cap=2.0)
         delay = RELAY_INTERVAL_SECONDS
         while not self._stop.wait(delay):
             try:

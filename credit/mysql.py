@@ -219,9 +219,9 @@ class TicketStore:
                     conn.autocommit(False)
             with conn.cursor() as cursor:
                 yield cursor
-            in_transaction = conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS  # type: ignore[attr-defined]
-            if transaction and in_transaction:
-                conn.commit()  # unless the work committed in its last round trip
+            # Commit unless the work already did, in its last round trip.
+            if transaction and _in_transaction(conn):
+                conn.commit()
         except DRIVER_ERRORS as exc:
             if transaction and conn is not None and _is_retryable(exc):
                 try:
@@ -505,6 +505,10 @@ def _decide(
             )
         )
     return views, decided
+
+
+def _in_transaction(conn: Connection) -> bool:
+    return bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)  # type: ignore[attr-defined]
 
 
 def _values(rows: int, row: str) -> str:

@@ -27,7 +27,8 @@ LOGGER = logging.getLogger(__name__)
 
 
 class TicketWriter(Protocol):
-    """Stores a new ticket with its outbox messages, durably, before returning its view."""
+    """Stores a new ticket with its outbox messages, durably, and caches its view, before
+    returning that view."""
 
     def create_ticket(
         self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
@@ -66,7 +67,7 @@ class CreditService:
     publisher: Publisher
     rules: tuple[str, ...]
     clear_outbox: bool = True  # False when the publisher clears confirmed messages itself
-    writer: TicketWriter | None = None  # writes new tickets; default: the store itself
+    writer: TicketWriter | None = None  # writes and caches new tickets; default: store, cache
     final_views: FinalViews = field(default_factory=lambda: FinalViews())
 
     def submit(self, payload: object) -> TicketView:
@@ -78,9 +79,10 @@ class CreditService:
         request = validate_request(payload)
         ticket = new_ticket_id()
         messages = split_request(ticket, request, self.rules)
-        writer = self.writer or self.store
-        view = writer.create_ticket(ticket, request, messages)
-        if not getattr(writer, "caches_views", False):  # a BatchingTicketWriter may do it
+        if self.writer is not None:
+            view = self.writer.create_ticket(ticket, request, messages)
+        else:
+            view = self.store.create_ticket(ticket, request, messages)
             self.cache.put_quietly([view])
         try:
             self.publisher.publish(messages)

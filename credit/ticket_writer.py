@@ -37,14 +37,11 @@ class BatchingTicketWriter:
     cache, the writer also caches the batch's views after the commit.
     """
 
-    caches_views = False
-
     def __init__(
         self, store: TicketStore, cache: TicketCache | None = None, max_batch: int = MAX_BATCH
     ) -> None:
         self._store = store
         self._cache = cache
-        self.caches_views = cache is not None
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ticket-writer", daemon=True)

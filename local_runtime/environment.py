@@ -152,16 +152,8 @@ class ExecutionEnvironment:
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         init_ms, self._init_ms = self._init_ms, None
         try:
-            if isinstance(event, bytes):
-                protocol.send_invoke(self._requests, request_id, event, deadline_ms)
-            else:
-                protocol.send(
-                    self._requests,
-                    protocol.INVOKE,
-                    request_id=request_id,
-                    event=event,
-                    deadline_ms=deadline_ms,
-                )
+            encoded = event if isinstance(event, bytes) else protocol.encode(event)
+            protocol.send_invoke(self._requests, request_id, encoded, deadline_ms)
         except OSError as exc:
             self.kill()
             raise InvocationFailed("Runtime.ExitError", f"worker exited: {exc}") from exc

@@ -307,17 +307,6 @@ class GatewayServer(socketserver.ThreadingTCPServer):
         }
         super().__init__(address, _Connection)
 
-    def allowed_methods(self, path: str) -> set[str]:
-        """The methods the app defines for the route matching path; empty when none matches."""
-        exact = self._routes.get(path.split("?", 1)[0])
-        if exact is not None:
-            return exact
-        try:
-            route = self._matcher.match_route(path).route
-        except ValueError:
-            return set()
-        return self._routes.get(route, set())
-
     def respond(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None, client: str
     ) -> Response:

@@ -16,13 +16,16 @@ RESULT = "result"  # {"request_id", "ok": bool, "payload" | "error", "duration_m
 INVOKE = "invoke"  # {"request_id", "event", "deadline_ms"}
 
 
-def send(conn: Connection, kind: str, **fields: Any) -> None:
-    message = {"kind": kind, **fields}
+def encode(value: object) -> bytes:
+    """Compact JSON of anything json.dumps takes."""
     try:
-        data = orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # what orjson refuses and json takes (integers over 64 bits)
-        data = json.dumps(message, separators=(",", ":")).encode()
-    conn.send_bytes(data)
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def send(conn: Connection, kind: str, **fields: Any) -> None:
+    conn.send_bytes(encode({"kind": kind, **fields}))
 
 
 def send_invoke(conn: Connection, request_id: str, event: bytes, deadline_ms: int) -> None:

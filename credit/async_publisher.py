@@ -12,9 +12,11 @@ ConfirmingPublisher is used, since nothing runs between invocations.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pika
@@ -52,6 +54,33 @@ class _Request:
         self.done.set()
 
 
+class _BatchingConnection(pika.SelectConnection):
+    """A SelectConnection that can hold its output and write it to the socket in one send.
+
+    pika hands every frame to its transport separately, and the transport sends each with a
+    syscall of its own: three per message. Held while a batch is published, the batch's
+    frames leave together.
+    """
+
+    _held: list[bytes] | None = None
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        if self._held is None:
+            super()._adapter_emit_data(data)
+        else:
+            self._held.append(data)
+
+    @contextlib.contextmanager
+    def held_output(self) -> Iterator[None]:
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                super()._adapter_emit_data(b"".join(held))
+
+
 class PipelinedPublisher:
     """Thread-safe publish() with confirms, over one connection owned by a background thread."""
 
@@ -71,13 +100,16 @@ class PipelinedPublisher:
         self._exchange = exchange
         self._on_confirmed = on_confirmed
         self._confirm_timeout = confirm_timeout
-        self._connection: pika.SelectConnection | None = None
+        self._connection: _BatchingConnection | None = None
         self._channel: pika.channel.Channel | None = None
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._tag = 0
         self._pending: dict[int, tuple[_Request, RuleMessage]] = {}
         self._returned: set[str] = set()
+        # Requests handed over by other threads; one wake-up of the I/O loop sends them all.
+        self._outgoing: deque[_Request] = deque()
+        self._flush_scheduled = False
         self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
         self._thread.start()
 
@@ -89,10 +121,17 @@ class PipelinedPublisher:
         connection = self._connection
         if connection is None:
             raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
-        try:
-            connection.ioloop.add_callback_threadsafe(lambda: self._send(request))
-        except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
-            raise PublishError(f"RabbitMQ connection is closing: {exc!r}") from exc
+        self._outgoing.append(request)
+        # Checked after the append: a flush that has not yet cleared the flag sends it.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                connection.ioloop.add_callback_threadsafe(self._flush)
+            except (pika.exceptions.AMQPError, RuntimeError, AttributeError) as exc:
+                self._flush_scheduled = False
+                with contextlib.suppress(ValueError):
+                    self._outgoing.remove(request)
+                raise PublishError(f"RabbitMQ connection is closing: {exc!r}") from exc
         if not self._wait:
             return
         if not request.done.wait(self._confirm_timeout):
@@ -116,7 +155,7 @@ class PipelinedPublisher:
     def _run(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
-            self._connection = pika.SelectConnection(
+            self._connection = _BatchingConnection(
                 connection_parameters(self._url),
                 on_open_callback=self._on_connection_open,
                 on_open_error_callback=self._on_connection_lost,
@@ -130,6 +169,8 @@ class PipelinedPublisher:
             attempt = 0 if self._tag else attempt + 1
             self._stopping.wait(delay)
         self._fail_pending("publisher stopped")
+        while self._outgoing:
+            self._outgoing.popleft().fail("publisher stopped")
 
     def _on_connection_open(self, connection: pika.SelectConnection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
@@ -142,6 +183,7 @@ class PipelinedPublisher:
         channel.confirm_delivery(ack_nack_callback=self._on_confirm)
         self._ready.set()
         LOGGER.info("publisher connected to %s", describe(self._url))
+        self._flush()  # anything handed over while the previous connection was dying
 
     def _on_channel_closed(self, _: pika.channel.Channel, reason: Exception) -> None:
         LOGGER.warning("publisher channel closed: %r", reason)
@@ -162,6 +204,15 @@ class PipelinedPublisher:
             self._connection.close()
         elif self._connection is not None:
             self._connection.ioloop.stop()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        connection = self._connection
+        if connection is None or not self._outgoing:
+            return
+        with connection.held_output():
+            while self._outgoing:
+                self._send(self._outgoing.popleft())
 
     def _send(self, request: _Request) -> None:
         channel = self._channel
@@ -188,7 +239,8 @@ class PipelinedPublisher:
     def _on_confirm(self, frame: Method) -> None:
         method = frame.method
         tags = (
-            [tag for tag in self._pending if tag <= method.delivery_tag]
+            # self._pending is in tag order: stop at the first tag past the confirmed one
+            list(itertools.takewhile(lambda tag: tag <= method.delivery_tag, self._pending))
             if method.multiple
             else [method.delivery_tag]
         )

@@ -112,6 +112,40 @@ def test_pending_views_expire_quickly_and_decided_ones_live_long(store, cache, r
     assert redis_client.ttl(KEY_PREFIX + ticket) > 3600
 
 
+def test_one_put_writes_every_view_with_the_ttl_of_its_status(store, cache, redis_client):
+    from credit.cache import KEY_PREFIX
+
+    pending = [_new(store) for _ in range(3)]
+    decided = [_new(store) for _ in range(3)]
+    views, _ = store.record_results([RuleResult(t, "age", True, "ok") for t in decided])
+    views += store.record_results([RuleResult(t, "value", True, "ok") for t in decided])[0]
+    decided_views = [v for v in views if v.decided]
+    assert len(decided_views) == 3
+    cache.put([store.get_view(t) for t in pending] + decided_views)
+    for ticket in pending:
+        assert cache.get(ticket) == store.get_view(ticket).to_json()
+        assert 0 < redis_client.ttl(KEY_PREFIX + ticket) <= 5
+    for view in decided_views:
+        assert cache.get(view.ticket) == view.to_json()
+        assert redis_client.ttl(KEY_PREFIX + view.ticket) > 3600
+
+
+def test_an_error_reply_fails_the_put_and_leaves_no_reply_behind(store, cache, redis_client):
+    from credit.errors import StoreUnavailable
+
+    first, second = _new(store), _new(store)
+    redis_client.config_set("maxmemory", "1")  # every write now answers with an OOM error
+    try:
+        with pytest.raises(StoreUnavailable):
+            cache.put([store.get_view(first), store.get_view(second)])
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    # The connection that saw the error is gone, so no stale reply answers the next command.
+    assert redis_client.ping()
+    cache.put([store.get_view(second)])
+    assert cache.get(second) == store.get_view(second).to_json()
+
+
 def test_the_batching_writer_commits_concurrent_tickets_and_each_gets_its_own(store):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -115,7 +115,10 @@ class PipelinedPublisher:
 
     # --- called from request threads -------------------------------------------------------
     def publish(self, messages: Sequence[RuleMessage]) -> None:
-        if not self._ready.wait(0 if self._stopping.is_set() else 0.5):
+        # Without waiting for confirms, nothing waits for a connection either: the caller's
+        # messages are in the outbox, and a POST must not stall while the broker is away.
+        wait = 0 if self._stopping.is_set() or not self._wait else 0.5
+        if not self._ready.wait(wait):
             raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
         request = _Request(messages, outstanding=len(messages))
         connection = self._connection

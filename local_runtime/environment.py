@@ -219,23 +219,42 @@ class ExecutionEnvironment:
         with the Init Duration when the invocation was the worker's first."""
         elapsed = (time.monotonic() - began) * 1000
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        self._write(f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds")
-        self._write(f"END RequestId: {request_id}")
         init = "" if init_ms is None else f"\tInit Duration: {init_ms:.2f} ms"
         self._write(
-            f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms\t"
-            f"Billed Duration: {math.ceil(elapsed + (init_ms or 0.0))} ms\t"
-            f"Memory Size: {self.spec.memory_size} MB\tMax Memory Used: - MB{init}\tStatus: timeout"
+            [
+                f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds",
+                f"END RequestId: {request_id}",
+                f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms\t"
+                f"Billed Duration: {math.ceil(elapsed + (init_ms or 0.0))} ms\t"
+                f"Memory Size: {self.spec.memory_size} MB\tMax Memory Used: - MB{init}"
+                "\tStatus: timeout",
+            ]
         )
 
     def _forward_output(self, process: subprocess.Popen[bytes]) -> None:
+        """Copy the worker's output, each line prefixed with the function's name, taking
+        whatever the pipe holds at once: an invocation's lines cost one read and one write."""
         assert process.stdout is not None
-        for raw in process.stdout:
-            self._write(raw.decode(errors="replace").rstrip("\n"))
+        descriptor = process.stdout.fileno()
+        partial = b""
+        while True:
+            try:
+                chunk = os.read(descriptor, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            *lines, partial = (partial + chunk).split(b"\n")
+            if lines:
+                self._write([line.decode(errors="replace") for line in lines])
+        if partial:
+            self._write([partial.decode(errors="replace")])
 
-    def _write(self, line: str) -> None:
+    def _write(self, lines: list[str]) -> None:
+        prefix = f"[{self.spec.name}] "
+        text = "".join(f"{prefix}{line}\n" for line in lines)
         with _OUTPUT_LOCK:
-            self.output.write(f"[{self.spec.name}] {line}\n")
+            self.output.write(text)
             self.output.flush()
 
 

@@ -24,6 +24,7 @@ import json
 import logging
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -134,13 +135,17 @@ class _Connection(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(IDLE_TIMEOUT_SECONDS)
+        # The kernel enforces the idle limit (SO_RCVTIMEO): a Python socket timeout would add
+        # a poll() before every recv and send. A silent client's read then ends as EOF.
+        idle = struct.pack("ll", int(self.server.idle_timeout), 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, idle)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, idle)
         reader = cast(BinaryIO, sock.makefile("rb", buffering=65536))
         client = self.client_address[0] if self.client_address else "127.0.0.1"
         try:
             while self._one_request(sock, reader, client):
                 pass
-        except (ConnectionError, TimeoutError):
+        except (ConnectionError, TimeoutError, BlockingIOError):  # gone, or silent too long
             return
         finally:
             reader.close()
@@ -190,6 +195,8 @@ def _read_head(reader: BinaryIO) -> tuple[str, str, str, dict[str, str]] | None:
         return None
     if len(line) > MAX_LINE_BYTES:
         raise BadRequest(414, "request line too long")
+    if not line.endswith(b"\n"):
+        raise TimeoutError("the client stopped inside the request line")
     parts = line.decode("latin-1").split()
     if len(parts) != 3:
         raise BadRequest(400, f"malformed request line {line[:100]!r}")
@@ -205,6 +212,8 @@ def _read_head(reader: BinaryIO) -> tuple[str, str, str, dict[str, str]] | None:
             raise ConnectionResetError("connection closed inside the request head")
         if len(raw) > MAX_LINE_BYTES:
             raise BadRequest(431, "request header fields too large")
+        if not raw.endswith(b"\n"):
+            raise TimeoutError("the client stopped inside the request head")
         name, colon, value = raw.decode("latin-1").partition(":")
         if not colon or not name or name != name.strip():
             raise BadRequest(400, f"malformed header line {raw[:100]!r}")
@@ -280,8 +289,14 @@ class GatewayServer(socketserver.ThreadingTCPServer):
     request_queue_size = 1024
 
     def __init__(
-        self, address: tuple[str, int], app: Chalice, timeout: int = 30, memory: int = 512
+        self,
+        address: tuple[str, int],
+        app: Chalice,
+        timeout: int = 30,
+        memory: int = 512,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
+        self.idle_timeout = max(1, int(idle_timeout))  # whole seconds, as the kernel takes it
         self.app = per_thread_request_state(app)
         self.config = Config.create(
             chalice_stage="local",

@@ -141,8 +141,9 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
         began = time.perf_counter()
         ok, payload = invoke(handler, message, memory_mb)
         duration_ms = (time.perf_counter() - began) * 1000
-        print(f"END RequestId: {request_id}", flush=True)
-        print(report_line(request_id, duration_ms, memory_mb, init_ms), flush=True)
+        report = report_line(request_id, duration_ms, memory_mb, init_ms)
+        sys.stdout.write(f"END RequestId: {request_id}\n{report}\n")  # one write for both
+        sys.stdout.flush()
         init_ms = None
         fields = {"payload": payload} if ok else {"error": payload}
         protocol.send(

@@ -235,3 +235,24 @@ def test_the_context_has_what_chalice_locals_lambda_context_has():
     assert str(uuid.UUID(ours.aws_request_id)) == ours.aws_request_id
     assert ours.aws_request_id != GatewayContext("api", 512, 30_000).aws_request_id
     assert 29_000 < ours.get_remaining_time_in_millis() <= 30_000
+
+
+def test_a_silent_keep_alive_connection_is_closed_after_the_idle_limit():
+    import threading
+
+    server = GatewayServer(("127.0.0.1", 0), _app(), idle_timeout=1)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = Client(server)
+        client.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0] == 200
+        stalled = Client(server)
+        stalled.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Half")  # stops inside a header
+        assert client.closed() and stalled.closed()  # each within about a second
+        fresh = Client(server)
+        fresh.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert fresh.response()[0] == 200  # the server itself is unaffected
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -121,6 +122,9 @@ class Runtime:
             server, _ = gateway.serve(app, self.host, self.port)
             self._server = server
             self.port = server.server_address[1]
+        # What start-up loaded lives as long as the process: keep the collector off it, so
+        # a full collection walks only what requests allocate (shorter pauses, less CPU).
+        gc.freeze()
 
     def _start_api_process(self) -> None:
         if self.port == 0:

@@ -6,6 +6,7 @@ variables, its folder as the task root (first on sys.path) and two pipe descript
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -129,6 +130,7 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
         protocol.send(responses, protocol.INIT_ERROR, error=error)
         return
     init_ms: float | None = (time.perf_counter() - started) * 1000
+    gc.freeze()  # the handler's modules stay for the worker's life: not the collector's work
     protocol.send(responses, protocol.READY, init_ms=init_ms)
     while True:
         try:

@@ -27,7 +27,7 @@ LOGGER = logging.getLogger(__name__)
 SHARED_PACKAGE = Path(credit.__file__).resolve().parent
 # The shared package's runtime dependencies (pyproject's list without chalice and boto3:
 # boto3 is in every Lambda Python runtime, chalice is only the API's and Chalice packages it).
-LAYER_REQUIREMENTS: tuple[str, ...] = ("pika>=1.3,<2", "redis>=5,<9", "pymysql>=1.1,<2")
+LAYER_REQUIREMENTS: tuple[str, ...] = ("pika>=1.3,<2", "redis[hiredis]>=5.3,<9", "pymysql>=1.1,<2")
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 # function.json is deploy metadata applied as Lambda configuration; nothing reads it at run time.
 EXCLUDED_NAMES = frozenset({DECLARATION_FILE, "__pycache__", ".pytest_cache", "bin", "tests"})

@@ -146,6 +146,20 @@ def test_an_error_reply_fails_the_put_and_leaves_no_reply_behind(store, cache, r
     assert cache.get(second) == store.get_view(second).to_json()
 
 
+def test_a_put_survives_redis_dropping_its_pooled_connection(store, services_ready, redis_client):
+    from credit.cache import TicketCache, client
+
+    own = client(services_ready["REDIS_URL"])
+    cache = TicketCache(own)
+    first, second = _new(store), _new(store)
+    cache.put([store.get_view(first)])  # leaves one connection in the pool
+    killed = redis_client.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    cache.put([store.get_view(second)])
+    assert cache.get(second) == store.get_view(second).to_json()
+    own.close()
+
+
 def test_the_batching_writer_commits_concurrent_tickets_and_each_gets_its_own(store):
     from concurrent.futures import ThreadPoolExecutor
 

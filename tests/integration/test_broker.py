@@ -101,6 +101,35 @@ def test_the_pipelined_publisher_confirms_messages_from_many_threads(channel, pi
     assert channel.queue_declare("rule.age", passive=True).method.message_count == 200
 
 
+def test_the_pipelined_publisher_writes_a_request_in_one_send(channel, pipelined):
+    import time
+
+    publisher, confirmed = pipelined
+    assert publisher._ready.wait(5)
+    connection = publisher._connection
+    assert connection is not None
+    transport = connection._transport
+    writes: list[bytes] = []
+    original = transport.write
+
+    def counting(data: bytes) -> None:
+        writes.append(data)
+        original(data)
+
+    transport.write = counting  # what pika's own frame-by-frame path would call six times
+    try:
+        ticket = str(uuid.uuid4())
+        publisher.publish(split_request(ticket, CreditRequest(30, 5), ("age", "value")))
+    finally:
+        transport.write = original
+    assert len(writes) == 1  # method, header and body frames of both messages together
+    assert writes[0].count(ticket.encode()) == 4  # in both messages: properties and body
+    deadline = time.monotonic() + 5
+    while len([m for m in confirmed if m.ticket == ticket]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the confirm callback runs just after publish() returns
+    assert {m.rule for m in confirmed if m.ticket == ticket} == {"age", "value"}
+
+
 def test_the_pipelined_publisher_reports_unroutable_messages(channel, pipelined):
     publisher, confirmed = pipelined
     message = RuleMessage(str(uuid.uuid4()), "no-such-rule", b"{}")

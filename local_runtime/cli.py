@@ -12,7 +12,7 @@ from typing import Any
 
 import pika
 
-from local_runtime import declaration
+from local_runtime import declaration, priority
 from local_runtime.declaration import DeclarationError, FunctionSpec
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed
 from local_runtime.events import LOCAL_ACCOUNT, LOCAL_REGION, Delivery, broker_arn, build_event
@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     start.add_argument("--amqp-url", help="broker URL (default: $AMQP_URL)")
+    start.add_argument(
+        "--background-nice",
+        type=int,
+        default=priority.BACKGROUND_NICE,
+        metavar="N",
+        help="run the queue consumers and function workers N nice steps below the API, so "
+        "requests come first on a busy machine; 0 runs all alike (default: %(default)s)",
+    )
 
     commands.add_parser("list", help="list functions with their handlers and event sources")
 
@@ -148,6 +156,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         api_process=True,
         host=args.host,
         port=args.port,
+        background_nice=args.background_nice,
     )
     runtime.run_until_signalled()
     LOGGER.info("stopped cleanly")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TextIO
 
-from local_runtime import protocol
+from local_runtime import priority, protocol
 from local_runtime.context import LOG_GROUP_VARIABLE, LOG_STREAM_VARIABLE, log_stream_name
 from local_runtime.declaration import FunctionSpec
 from local_runtime.events import LOCAL_REGION
@@ -90,6 +90,7 @@ class ExecutionEnvironment:
     _answers: select.poll | None = None
     _init_ms: float | None = None
     cold_starts: int = 0
+    nice: int = 0  # how far below normal priority the worker runs (see local_runtime.priority)
 
     @property
     def alive(self) -> bool:
@@ -120,6 +121,7 @@ class ExecutionEnvironment:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        priority.lower_process(self._process.pid, self.nice)
         os.close(request_read)
         os.close(response_write)
         self._requests = Connection(request_write, readable=False)

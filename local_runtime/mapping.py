@@ -28,6 +28,7 @@ from pika.spec import Basic
 
 from credit import topology
 from credit.publisher import connection_parameters, describe
+from local_runtime import priority
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import EventSource, FunctionSpec
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed
@@ -78,6 +79,7 @@ class EventSourceMapping:
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=2.0))
     failure_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, cap=5.0))
     env_overrides: dict[str, str] = field(default_factory=dict)
+    nice: int = 0  # consumer threads and workers run this far below normal priority
 
     def __post_init__(self) -> None:
         if self.spec.event_source is None:
@@ -105,7 +107,11 @@ class EventSourceMapping:
         self.virtual_host: str = params.virtual_host
 
     def _environment(self) -> ExecutionEnvironment:
-        kwargs: dict[str, Any] = {"spec": self.spec, "env_overrides": self.env_overrides}
+        kwargs: dict[str, Any] = {
+            "spec": self.spec,
+            "env_overrides": self.env_overrides,
+            "nice": self.nice,
+        }
         if self.output is not None:
             kwargs["output"] = self.output
         return ExecutionEnvironment(**kwargs)
@@ -124,6 +130,7 @@ class EventSourceMapping:
 
     def run(self) -> None:
         """Consume until stop(); reconnects with capped backoff when the broker goes away."""
+        priority.lower_thread(self.nice)  # the invoke threads it starts inherit it
         while not self._stop.is_set():
             try:
                 self._consume()

@@ -94,6 +94,7 @@ class Runtime:
     # never holds up the consumers (on AWS, API Gateway's Lambda is another process too).
     api_process: bool = False
     parent_pid: int | None = None  # in the API's process: stop when this process is gone
+    background_nice: int = 0  # consumers and workers this far below the API's priority
     observer: Observer | None = None
     mappings: list[EventSourceMapping] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -107,7 +108,9 @@ class Runtime:
         for spec in self.specs:
             if spec.event_source is None:
                 continue
-            mapping = EventSourceMapping(spec, amqp_url=self.amqp_url, observer=self.observer)
+            mapping = EventSourceMapping(
+                spec, amqp_url=self.amqp_url, observer=self.observer, nice=self.background_nice
+            )
             self.mappings.append(mapping)
             self._spawn(mapping.run, f"mapping-{spec.name}")
         if self.relay:

@@ -130,7 +130,8 @@ def runtime_env(base: dict[str, str], extra: dict[str, str] | None = None) -> di
 
 @dataclass
 class Runtime(Managed):
-    """`python -m local_runtime [--functions-dir D] start [names] --port P [--no-api]`."""
+    """`python -m local_runtime [--functions-dir D] start [names] --port P [--no-api]
+    [--background-nice N]`."""
 
     port: int = 0
     consumers: int = 2
@@ -145,6 +146,7 @@ class Runtime(Managed):
         functions: tuple[str, ...] = (),
         api: bool = True,
         consumers: int = 2,
+        background_nice: int | None = None,
     ) -> Runtime:
         port = free_port() if api else 0
         argv = [sys.executable, "-m", "local_runtime"]
@@ -152,6 +154,8 @@ class Runtime(Managed):
             argv += ["--functions-dir", str(functions_dir)]
         argv += ["start", *functions]
         argv += ["--port", str(port)] if api else ["--no-api"]
+        if background_nice is not None:
+            argv += ["--background-nice", str(background_nice)]
         return cls(
             name="runtime",
             argv=argv,

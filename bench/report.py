@@ -148,6 +148,18 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     " / ".join(f"{x:.0%}" for x in shares),
                 )
             )
+        speeds = [r["machine_speed"] for r in every if r.get("machine_speed")]
+        if speeds:
+            out.append(
+                Row(
+                    "noise",
+                    "machine speed before each e2e run, M loop iterations/s",
+                    f"{median(speeds):.1f} (slowest {min(speeds) / max(speeds):.0%} of fastest)",
+                    "steady",
+                    "",
+                    " / ".join(f"{x:.1f}" for x in speeds),
+                )
+            )
         half = e2e.get("half_rate")
         if half:
             runs = half["runs"]

@@ -18,7 +18,7 @@ import pika
 from bench import loadgen
 from bench.procs import ChaliceLocal, CpuMeter, MemorySampler, Runtime, TrivialServer
 from bench.services import RULE_QUEUES, Services
-from bench.stats import bucket_for, latency_series, rate_series, summary_ms
+from bench.stats import bucket_for, latency_series, machine_speed, rate_series, summary_ms
 from credit import topology
 
 HOST = "127.0.0.1"
@@ -124,6 +124,7 @@ def e2e_run(
     services = bench.services
     services.reset()
     loadavg = os.getloadavg()
+    speed = machine_speed()
     offset = log_size(runtime.log_path)
     cpu = CpuMeter(runtime)
     cpu.start()
@@ -170,6 +171,7 @@ def e2e_run(
         "clients": clients,
         "offered_rate": rate,
         "loadavg_1m_before": round(loadavg[0], 2),
+        "machine_speed": speed,
         "accepted": len(accepted),
         "decided": len(decided),
         "durable": {

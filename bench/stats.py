@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Iterable, Sequence
+
+SPEED_ROUNDS = 5  # best of these many timings of the fixed workload
+SPEED_LOOP = 200_000  # iterations of the fixed workload; ~10 ms on a current core
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
@@ -73,3 +77,19 @@ def bucket_for(span: float) -> float:
         if span / width <= 60:
             return width
     return 30.0
+
+
+def machine_speed() -> float:
+    """Million iterations per second of a fixed pure-Python loop, best of a few tries.
+
+    Taken while the system under test is idle, it shows how fast this machine is at that
+    moment: shared hosts drift, and a run's figures mean little without it.
+    """
+    best = math.inf
+    for _ in range(SPEED_ROUNDS):
+        began = time.perf_counter()
+        value = 0
+        for index in range(SPEED_LOOP):
+            value = (value + index * 2654435761) & 0xFFFFFFFF
+        best = min(best, time.perf_counter() - began)
+    return round(SPEED_LOOP / best / 1e6, 2)

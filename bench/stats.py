@@ -7,8 +7,9 @@ import statistics
 import time
 from collections.abc import Iterable, Sequence
 
-SPEED_ROUNDS = 5  # best of these many timings of the fixed workload
-SPEED_LOOP = 200_000  # iterations of the fixed workload; ~10 ms on a current core
+SPEED_ROUNDS = 10  # best of these many timings of the fixed workload, spread over ~0.3 s,
+SPEED_GAP_SECONDS = 0.02  # so that a passing burst (a flush after the last run) is filtered out
+SPEED_LOOP = 200_000  # iterations of the fixed workload; ~15 ms on a current core
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
@@ -92,4 +93,5 @@ def machine_speed() -> float:
         for index in range(SPEED_LOOP):
             value = (value + index * 2654435761) & 0xFFFFFFFF
         best = min(best, time.perf_counter() - began)
+        time.sleep(SPEED_GAP_SECONDS)
     return round(SPEED_LOOP / best / 1e6, 2)

@@ -137,7 +137,7 @@ class _Connection(socketserver.BaseRequestHandler):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The kernel enforces the idle limit (SO_RCVTIMEO): a Python socket timeout would add
         # a poll() before every recv and send. A silent client's read then ends as EOF.
-        idle = struct.pack("ll", int(self.server.idle_timeout), 0)
+        idle = struct.pack("ll", self.server.idle_timeout, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, idle)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, idle)
         reader = cast(BinaryIO, sock.makefile("rb", buffering=65536))

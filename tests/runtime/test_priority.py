@@ -16,11 +16,17 @@ def _nice(native_id: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, native_id)
 
 
-def test_the_consumer_and_its_workers_run_below_the_caller(broker, amqp_url, record_file):
+def _one_message_for_the_recorder(broker, record_file):
+    """A recorder function with one message waiting for it."""
     queue = broker.new_queue()
     spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
     broker.declare(spec)
     broker.publish(queue, b"one")
+    return spec
+
+
+def test_the_consumer_and_its_workers_run_below_the_caller(broker, amqp_url, record_file):
+    spec = _one_message_for_the_recorder(broker, record_file)
     ours = _nice(threading.get_native_id())
 
     with running(spec, amqp_url, nice=5) as run:
@@ -38,10 +44,7 @@ def test_the_consumer_and_its_workers_run_below_the_caller(broker, amqp_url, rec
 
 
 def test_nice_zero_leaves_every_priority_alone(broker, amqp_url, record_file):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
-    broker.publish(queue, b"one")
+    spec = _one_message_for_the_recorder(broker, record_file)
     ours = _nice(threading.get_native_id())
 
     with running(spec, amqp_url) as run:

@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            # The interpreter's build sets the pace of every process: say which one ran.
+            "python_executable": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
             "loadavg_before": os.getloadavg(),
         },
         "git": _git(),
@@ -201,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"load average before/after: {results['machine']['loadavg_before'][0]:.2f} / "
         f"{results['machine']['loadavg_after'][0]:.2f} on {os.cpu_count()} CPUs; "
-        f"took {results['elapsed_s']:.0f}s"
+        f"took {results['elapsed_s']:.0f}s; python {results['machine']['python']} "
+        f"({results['machine']['python_executable']})"
     )
     print(f"wrote {json_path}" + (f" and {png}" if charted else f" (no chart: {why_not})"))
     system_errors = count_system_errors(results)

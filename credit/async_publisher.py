@@ -28,6 +28,7 @@ from pika.spec import Basic
 from credit import topology
 from credit.errors import PublishError
 from credit.messages import RuleMessage
+from credit.oneshot import OneShot
 from credit.publisher import connection_parameters, describe, properties
 
 LOGGER = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 @dataclass(eq=False)
 class _Request:
     messages: Sequence[RuleMessage]
-    done: threading.Event = field(default_factory=threading.Event)
+    done: OneShot = field(default_factory=OneShot)
     outstanding: int = 0
     error: str | None = None
 
@@ -118,7 +119,7 @@ class PipelinedPublisher:
         # Without waiting for confirms, nothing waits for a connection either: the caller's
         # messages are in the outbox, and a POST must not stall while the broker is away.
         wait = 0 if self._stopping.is_set() or not self._wait else 0.5
-        if not self._ready.wait(wait):
+        if not self._ready.is_set() and not (wait and self._ready.wait(wait)):
             raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
         request = _Request(messages, outstanding=len(messages))
         connection = self._connection

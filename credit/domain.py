@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from credit.errors import ValidationError
 
 MIN_AGE_LIMIT, MAX_AGE_LIMIT = 0, 150
 MAX_VALUE_LIMIT = Decimal("1000000000000")
+_MAX_INT_VALUE = int(MAX_VALUE_LIMIT)
 REQUEST_FIELDS = ("age", "value")
 
 
@@ -87,7 +89,17 @@ class TicketView:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        """Exactly json.dumps(self.to_dict(), separators=(",", ":")), built without the
+        generic encoder: every view written to Redis passes through here."""
+        rules = ",".join(
+            f'{_quote(name)}:{{"status":"{status.value}","reason":{_quote(reason)}}}'
+            for name, (status, reason) in sorted(self.rules.items())
+        )
+        decided = f'"{iso(self.decided_at)}"' if self.decided_at else "null"
+        return (
+            f'{{"ticket":{_quote(self.ticket)},"status":"{self.status.value}",'
+            f'"rules":{{{rules}}},"created_at":"{iso(self.created_at)}","decided_at":{decided}}}'
+        ).encode()
 
     @property
     def decided(self) -> bool:
@@ -98,7 +110,9 @@ def iso(moment: datetime) -> str:
     """Format a UTC datetime as ISO 8601 with a Z suffix and millisecond precision."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    elif moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def utcnow() -> datetime:
@@ -106,8 +120,15 @@ def utcnow() -> datetime:
 
 
 def new_ticket_id() -> str:
-    """A random UUID4: 122 bits, so guessing a ticket id finds nothing."""
-    return str(uuid.uuid4())
+    """A random UUID4 in canonical form: 122 bits, so guessing a ticket id finds nothing.
+
+    Same bits and text as str(uuid.uuid4()), without building a UUID object.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def is_ticket_id(candidate: object) -> bool:
@@ -154,6 +175,8 @@ def validate_age(raw: object) -> int:
 
 def validate_value(raw: object) -> Decimal:
     """Return the value as a Decimal, or raise ValueError saying what a value must be."""
+    if type(raw) is int and 0 < raw <= _MAX_INT_VALUE:
+        return Decimal(raw)  # the usual case: a whole amount in range
     if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
         raise ValueError(f"must be a number greater than 0 and at most 1e12, got {_shown(raw)}")
     try:
@@ -197,6 +220,9 @@ def json_number(amount: int | Decimal) -> int | float:
     if isinstance(amount, int):
         return amount
     return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+_quote = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (C)
 
 
 def _kind(raw: object) -> str:

@@ -13,6 +13,7 @@ from credit.domain import CreditRequest, TicketView
 from credit.errors import StoreUnavailable
 from credit.messages import RuleMessage
 from credit.mysql import NewTicket, TicketStore
+from credit.oneshot import OneShot
 
 LOGGER = logging.getLogger(__name__)
 MAX_BATCH = 500
@@ -22,7 +23,7 @@ WRITE_TIMEOUT_SECONDS = 10.0
 @dataclass(eq=False)
 class _Pending:
     ticket: NewTicket
-    done: threading.Event = field(default_factory=threading.Event)
+    done: OneShot = field(default_factory=OneShot)
     view: TicketView | None = None
     error: StoreUnavailable | None = None
 

@@ -67,7 +67,6 @@ class NewTicket:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    id: int
     message: RuleMessage
     attempts: int
 
@@ -404,12 +403,12 @@ class TicketStore:
         cutoff = _db_time(utcnow() - older_than)
         with self._cursor() as cursor:
             cursor.execute(
-                "SELECT id, ticket_id, rule, body, attempts FROM outbox"
-                " WHERE created_at <= %s ORDER BY id LIMIT %s",
+                "SELECT ticket_id, rule, body, attempts FROM outbox"
+                " WHERE created_at <= %s ORDER BY created_at LIMIT %s",
                 (cutoff, limit),
             )
             return [
-                OutboxEntry(row[0], RuleMessage(row[1], row[2], bytes(row[3])), row[4])
+                OutboxEntry(RuleMessage(row[0], row[1], bytes(row[2])), row[3])
                 for row in cursor.fetchall()
             ]
 
@@ -421,12 +420,13 @@ class TicketStore:
                 cursor.execute("DELETE FROM outbox WHERE (ticket_id, rule) IN %s", (keys,))
 
     def outbox_failed(self, entries: Iterable[OutboxEntry], error: str) -> None:
-        ids = [entry.id for entry in entries]
-        if ids:
+        keys = [(entry.message.ticket, entry.message.rule) for entry in entries]
+        if keys:
             with self._cursor() as cursor:
                 cursor.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id IN %s",
-                    (error[:512], ids),
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = %s"
+                    " WHERE (ticket_id, rule) IN %s",
+                    (error[:512], keys),
                 )
 
     def _verdicts(self, cursor: Any, tickets: Sequence[str]) -> dict[str, dict[str, Verdicts]]:

@@ -87,8 +87,10 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     section,
                     "POST latency p50 / p99 ms",
                     f"{_fmt(p50, 1)} / {_fmt(p99, 1)}",
-                    "p99 < 20",
-                    _check(p99, TARGETS["post_p99_ms"], False),
+                    # The target is set at 1 and 16 clients. With 64 closed-loop clients the
+                    # mean alone is 64 / rate (Little's law): 20 ms would take 3,200/s.
+                    "p99 < 20" if c <= 16 else "",
+                    _check(p99, TARGETS["post_p99_ms"], False) if c <= 16 else "",
                     _runs([r["post_latency_ms"]["p99"] for r in runs], 1),
                 )
             )

@@ -15,7 +15,7 @@ import os
 import threading
 
 LOGGER = logging.getLogger(__name__)
-BACKGROUND_NICE = 5  # the `start` command's default; 0 leaves every priority alone
+BACKGROUND_NICE = 10  # the `start` command's default; 0 leaves every priority alone
 
 
 def lower_thread(nice: int) -> None:

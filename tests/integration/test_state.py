@@ -2,14 +2,16 @@
 
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from credit.domain import CreditRequest, RuleResult, TicketStatus
+from credit.errors import StoreUnavailable
 from credit.messages import split_request
 from credit.mysql import Rejected
-from credit.service import CreditService
+from credit.service import CreditService, relay_outbox
 from tests.fakes import FakePublisher
 
 pytestmark = pytest.mark.integration
@@ -228,3 +230,28 @@ def test_sessions_read_committed(store):
     with store._cursor() as cursor:
         cursor.execute("SELECT @@tx_isolation")
         assert cursor.fetchone()[0] == "READ-COMMITTED"
+
+
+def _waiting(store, ticket):
+    due = store.outbox_due(timedelta(0), 100000)
+    return {e.message.rule: e for e in due if e.message.ticket == ticket}
+
+
+def test_the_relay_counts_failed_attempts_then_clears_what_it_published(store):
+    ticket = _new(store)
+    publisher = FakePublisher()
+    publisher.down = True
+    with pytest.raises(StoreUnavailable):
+        relay_outbox(store, publisher, grace=timedelta(0))
+    waiting = _waiting(store, ticket)
+    if all(e.attempts == 0 for e in waiting.values()):
+        pytest.skip("more than 500 older outbox rows ahead of this ticket's")
+    assert {rule: e.attempts for rule, e in waiting.items()} == {"age": 1, "value": 1}
+
+    publisher.down = False
+    for _ in range(1000):  # older rows of other tests may go first, 500 at a time
+        if not _waiting(store, ticket):
+            break
+        relay_outbox(store, publisher, grace=timedelta(0))
+    assert _waiting(store, ticket) == {}
+    assert sorted(m.rule for m in publisher.published if m.ticket == ticket) == ["age", "value"]

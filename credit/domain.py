@@ -92,12 +92,12 @@ class TicketView:
         """Exactly json.dumps(self.to_dict(), separators=(",", ":")), built without the
         generic encoder: every view written to Redis passes through here."""
         rules = ",".join(
-            f'{_quote(name)}:{{"status":"{status.value}","reason":{_quote(reason)}}}'
+            f'{json_string(name)}:{{"status":"{status.value}","reason":{json_string(reason)}}}'
             for name, (status, reason) in sorted(self.rules.items())
         )
         decided = f'"{iso(self.decided_at)}"' if self.decided_at else "null"
         return (
-            f'{{"ticket":{_quote(self.ticket)},"status":"{self.status.value}",'
+            f'{{"ticket":{json_string(self.ticket)},"status":"{self.status.value}",'
             f'"rules":{{{rules}}},"created_at":"{iso(self.created_at)}","decided_at":{decided}}}'
         ).encode()
 
@@ -222,7 +222,7 @@ def json_number(amount: int | Decimal) -> int | float:
     return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
-_quote = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (C)
+json_string = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (C)
 
 
 def _kind(raw: object) -> str:

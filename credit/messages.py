@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from credit.domain import CreditRequest, is_ticket_id, json_number
+from credit.domain import CreditRequest, is_ticket_id, json_number, json_string
 
 CONTENT_TYPE = "application/json"
 APP_ID = "credit-api"
@@ -46,10 +46,7 @@ def rule_body(ticket: str, rule: str, amount: int | Decimal) -> bytes:
     without the generic encoder: two of these per request."""
     number = json_number(amount)
     text = str(number) if type(number) is int else json.dumps(number)
-    return f'{{"ticket":{_quote(ticket)},{_quote(rule)}:{text}}}'.encode()
-
-
-_quote = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (C)
+    return f'{{"ticket":{json_string(ticket)},{json_string(rule)}:{text}}}'.encode()
 
 
 def decode_rule_body(body: bytes) -> tuple[str, dict[str, Any]]:

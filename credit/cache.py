@@ -1,9 +1,15 @@
-"""Redis, the speed layer: the ticket view as GET serves it, written through with a TTL."""
+"""Redis, the speed layer: the ticket view as GET serves it, written through with a TTL.
+
+Each ticket is a hash holding its view's JSON and version (how many rules have reported).
+Writers race: two rule functions commit verdicts on one ticket in one order and may reach
+Redis in the other. So a write never replaces a view with an older one; one Lua script
+checks and writes a whole batch atomically.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import redis
@@ -13,7 +19,23 @@ from credit.domain import TicketView
 from credit.errors import StoreUnavailable
 
 LOGGER = logging.getLogger(__name__)
-KEY_PREFIX = "credit:ticket:"
+KEY_PREFIX = "credit:view:"
+VIEW_FIELD = "view"
+# KEYS[i] is a view's key; ARGV[3i-2], ARGV[3i-1], ARGV[3i] are its version, JSON and TTL.
+# A view of the same version is written again (the same content) to renew its TTL.
+PUT_SCRIPT = b"""
+local written = 0
+for i, key in ipairs(KEYS) do
+  local version = tonumber(ARGV[3 * i - 2])
+  local current = tonumber(redis.call('HGET', key, 'version'))
+  if current == nil or current <= version then
+    redis.call('HSET', key, 'version', version, 'view', ARGV[3 * i - 1])
+    redis.call('EXPIRE', key, ARGV[3 * i])
+    written = written + 1
+  end
+end
+return written
+"""
 
 
 class RedisLike(Protocol):
@@ -21,7 +43,7 @@ class RedisLike(Protocol):
 
     connection_pool: redis.ConnectionPool
 
-    def get(self, name: str) -> bytes | str | None: ...
+    def hget(self, name: str, key: str) -> bytes | str | None: ...
     def ping(self) -> bool: ...
 
 
@@ -36,7 +58,7 @@ def client(url: str | None = None) -> redis.Redis:
 
 
 class TicketCache:
-    """Ticket views keyed by id; decided views live long, pending ones briefly."""
+    """Ticket views keyed by id; final views live long, the others briefly."""
 
     def __init__(
         self,
@@ -51,26 +73,26 @@ class TicketCache:
     def get(self, ticket: str) -> bytes | None:
         """The cached view as JSON bytes, or None on a miss."""
         try:
-            value = self._redis.get(KEY_PREFIX + ticket)
+            value = self._redis.hget(KEY_PREFIX + ticket, VIEW_FIELD)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis failed: {exc}") from exc
         return value.encode() if isinstance(value, str) else value
 
-    def put(self, views: Iterable[TicketView]) -> None:
-        """Write views through, with the TTL that fits their status, in one round trip."""
-        commands = [
-            _set_command(KEY_PREFIX + view.ticket, view.to_json(), self._ttl_of(view))
-            for view in views
-        ]
-        if not commands:
-            return
+    def put(self, views: Iterable[TicketView]) -> int:
+        """Write views through in one round trip, each with the TTL that fits it, unless
+        Redis holds a newer view of its ticket. Returns how many were written."""
+        views = list(views)
+        if not views:
+            return 0
         try:
-            _send_all(self._redis.connection_pool, b"".join(commands), len(commands))
+            return _eval(self._redis.connection_pool, _put_command(views, self._ttl_of))
         except (redis.RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis failed: {exc}") from exc
 
     def _ttl_of(self, view: TicketView) -> int:
-        return self._ttl if view.decided else self._pending_ttl
+        # A decided view still waiting for a rule's verdict changes again: it lives briefly,
+        # like a pending one, so nothing stale can outlast the short TTL.
+        return self._ttl if view.final else self._pending_ttl
 
     def put_quietly(self, views: Iterable[TicketView]) -> bool:
         """Write views through, logging instead of raising: the cache is never the truth."""
@@ -88,33 +110,31 @@ class TicketCache:
             raise StoreUnavailable(f"Redis failed: {exc}") from exc
 
 
-def _set_command(key: str, value: bytes, ttl: int) -> bytes:
-    """`SET key value EX ttl` in RESP, packed by hand: redis-py's pipeline spends about three
-    times the CPU of the round trip itself on packing, callbacks and per-reply bookkeeping."""
-    key_bytes = key.encode()
-    ttl_bytes = b"%d" % ttl
-    return b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n" % (
-        len(key_bytes),
-        key_bytes,
-        len(value),
-        value,
-        len(ttl_bytes),
-        ttl_bytes,
+def _put_command(views: list[TicketView], ttl_of: Callable[[TicketView], int]) -> bytes:
+    """`EVAL PUT_SCRIPT n key... version json ttl...` in RESP, packed by hand: redis-py spends
+    about three times the CPU of the round trip itself on packing and reply bookkeeping."""
+    arguments = [b"EVAL", PUT_SCRIPT, b"%d" % len(views)]
+    arguments += [(KEY_PREFIX + view.ticket).encode() for view in views]
+    for view in views:
+        arguments += [b"%d" % view.version, view.to_json(), b"%d" % ttl_of(view)]
+    return b"*%d\r\n%b" % (
+        len(arguments),
+        b"".join(b"$%d\r\n%b\r\n" % (len(argument), argument) for argument in arguments),
     )
 
 
-def _send_all(pool: redis.ConnectionPool, payload: bytes, replies: int) -> None:
-    """Send packed commands on one pooled connection and read every reply.
+def _eval(pool: redis.ConnectionPool, command: bytes) -> int:
+    """Send one packed command on a pooled connection and read its integer reply.
 
     Any failure drops the connection, so no unread reply is left for its next user.
     """
     connection = pool.get_connection()
     try:
-        connection.send_packed_command([payload])
-        for _ in range(replies):
-            connection.read_response()  # raises ResponseError for an error reply
+        connection.send_packed_command([command])
+        reply = connection.read_response()  # raises ResponseError for an error reply
     except BaseException:
         connection.disconnect()
         raise
     finally:
         pool.release(connection)
+    return int(reply)

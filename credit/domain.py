@@ -105,6 +105,17 @@ class TicketView:
     def decided(self) -> bool:
         return self.status is not TicketStatus.PENDING
 
+    @property
+    def version(self) -> int:
+        """How many rules have reported. Verdicts are only ever added, and the decision
+        follows from them, so of two views of one ticket the higher version is the newer."""
+        return sum(1 for status, _ in self.rules.values() if status is not RuleStatus.PENDING)
+
+    @property
+    def final(self) -> bool:
+        """Decided with every rule reported: this view can no longer change."""
+        return self.decided and self.version == len(self.rules)
+
 
 def iso(moment: datetime) -> str:
     """Format a UTC datetime as ISO 8601 with a Z suffix and millisecond precision."""

@@ -429,16 +429,6 @@ class TicketStore:
                     (error[:512], keys),
                 )
 
-    def _verdicts(self, cursor: Any, tickets: Sequence[str]) -> dict[str, dict[str, Verdicts]]:
-        cursor.execute(
-            "SELECT ticket_id, rule, passed, reason FROM rule_results WHERE ticket_id IN %s",
-            (list(tickets),),
-        )
-        verdicts: dict[str, dict[str, Verdicts]] = {}
-        for ticket, rule, passed, reason in cursor.fetchall():
-            verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
-        return verdicts
-
     def _set_aside(self, cursor: Any, rejected: Sequence[Rejected]) -> None:
         now = _db_time(utcnow())
         cursor.executemany(
@@ -459,23 +449,31 @@ class TicketStore:
         )
 
     def _views(self, cursor: Any, tickets: Sequence[str]) -> dict[str, TicketView]:
+        """The views of tickets, read in one statement: one consistent snapshot, so a view
+        never pairs a ticket's status with verdicts from another moment."""
         if not tickets:
             return {}
         cursor.execute(
-            "SELECT id, status, required_rules, created_at, decided_at FROM tickets WHERE id IN %s",
+            "SELECT t.id, t.status, t.required_rules, t.created_at, t.decided_at,"
+            " r.rule, r.passed, r.reason"
+            " FROM tickets t LEFT JOIN rule_results r ON r.ticket_id = t.id WHERE t.id IN %s",
             (list(tickets),),
         )
-        rows = cursor.fetchall()
-        verdicts = self._verdicts(cursor, tickets)
+        rows: dict[str, tuple[Any, ...]] = {}
+        verdicts: dict[str, dict[str, Verdicts]] = {}
+        for ticket, status, required, created_at, decided_at, rule, passed, reason in cursor:
+            rows[ticket] = (status, required, created_at, decided_at)
+            if rule is not None:
+                verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
         return {
-            row[0]: TicketView(
-                ticket=row[0],
-                status=TicketStatus(row[1]),
-                rules=rule_statuses(row[2].split(","), verdicts.get(row[0], {})),
-                created_at=row[3].replace(tzinfo=UTC),
-                decided_at=row[4].replace(tzinfo=UTC) if row[4] else None,
+            ticket: TicketView(
+                ticket=ticket,
+                status=TicketStatus(status),
+                rules=rule_statuses(required.split(","), verdicts.get(ticket, {})),
+                created_at=created_at.replace(tzinfo=UTC),
+                decided_at=decided_at.replace(tzinfo=UTC) if decided_at else None,
             )
-            for row in rows
+            for ticket, (status, required, created_at, decided_at) in rows.items()
         }
 
 

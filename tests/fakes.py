@@ -78,6 +78,7 @@ class FakeStore:
 class FakeCache:
     def __init__(self) -> None:
         self.views: dict[str, bytes] = {}
+        self.versions: dict[str, int] = {}
         self.down = False
 
     def get(self, ticket: str) -> bytes | None:
@@ -88,8 +89,10 @@ class FakeCache:
     def put_quietly(self, views) -> bool:
         if self.down:
             return False
-        for view in views:
-            self.views[view.ticket] = view.to_json()
+        for view in views:  # like Redis: never replace a view with an older one
+            if self.versions.get(view.ticket, -1) <= view.version:
+                self.views[view.ticket] = view.to_json()
+                self.versions[view.ticket] = view.version
         return True
 
     def ping(self) -> None:

@@ -103,33 +103,95 @@ def test_flushing_redis_changes_no_answer(store, cache, redis_client):
     assert cache.get(view.ticket) == answer  # refilled from MySQL
 
 
-def test_pending_views_expire_quickly_and_decided_ones_live_long(store, cache, redis_client):
+def test_views_that_can_still_change_expire_quickly_and_final_ones_live_long(
+    store, cache, redis_client
+):
     from credit.cache import KEY_PREFIX
 
     ticket = _new(store)
     cache.put([store.get_view(ticket)])
     assert 0 < redis_client.ttl(KEY_PREFIX + ticket) <= 5
-    views, _ = store.record_results([RuleResult(ticket, "age", False, "no")])
+    # Decided, but the age rule has yet to report: the view changes once more.
+    views, _ = store.record_results([RuleResult(ticket, "value", False, "no")])
+    assert views[0].decided and not views[0].final
+    cache.put(views)
+    assert 0 < redis_client.ttl(KEY_PREFIX + ticket) <= 5
+    views, _ = store.record_results([RuleResult(ticket, "age", True, "ok")])
+    assert views[0].final
     cache.put(views)
     assert redis_client.ttl(KEY_PREFIX + ticket) > 3600
 
 
-def test_one_put_writes_every_view_with_the_ttl_of_its_status(store, cache, redis_client):
+def test_one_put_writes_every_view_with_the_ttl_it_needs(store, cache, redis_client):
     from credit.cache import KEY_PREFIX
 
     pending = [_new(store) for _ in range(3)]
     decided = [_new(store) for _ in range(3)]
     views, _ = store.record_results([RuleResult(t, "age", True, "ok") for t in decided])
     views += store.record_results([RuleResult(t, "value", True, "ok") for t in decided])[0]
-    decided_views = [v for v in views if v.decided]
-    assert len(decided_views) == 3
-    cache.put([store.get_view(t) for t in pending] + decided_views)
+    final_views = [v for v in views if v.final]
+    assert len(final_views) == 3
+    assert cache.put([store.get_view(t) for t in pending] + final_views) == 6
     for ticket in pending:
         assert cache.get(ticket) == store.get_view(ticket).to_json()
         assert 0 < redis_client.ttl(KEY_PREFIX + ticket) <= 5
-    for view in decided_views:
+    for view in final_views:
         assert cache.get(view.ticket) == view.to_json()
         assert redis_client.ttl(KEY_PREFIX + view.ticket) > 3600
+
+
+def test_a_late_write_of_an_older_view_never_replaces_a_newer_one(store, cache, redis_client):
+    """Two rule functions commit in one order and may reach Redis in the other."""
+    from credit.cache import KEY_PREFIX
+
+    ticket = _new(store, age=17, value=500000)
+    created = store.get_view(ticket)
+    first, _ = store.record_results([RuleResult(ticket, "value", False, "too much")])
+    second, _ = store.record_results([RuleResult(ticket, "age", False, "too young")])
+    assert (first[0].decided, first[0].final, second[0].final) == (True, False, True)
+    assert cache.put(second) == 1
+    assert cache.put(first) == 0
+    assert cache.put([created]) == 0  # the API's PENDING view, arriving last of all
+    assert cache.get(ticket) == second[0].to_json()
+    assert redis_client.ttl(KEY_PREFIX + ticket) > 3600
+    # The same view again is written (renewing its TTL); in one batch, each view is judged alone.
+    other = _new(store)
+    assert cache.put([store.get_view(other), *second, *first]) == 2
+    assert cache.get(ticket) == second[0].to_json()
+
+
+def test_a_view_read_from_mysql_is_one_consistent_moment(store, services_ready):
+    """While verdicts land, every view read agrees with itself: the ticket is decided
+    exactly when its verdicts decide it."""
+    from credit.domain import decide
+    from credit.mysql import TicketStore
+
+    tickets = [_new(store, age=17, value=500000) for _ in range(60)]
+    other = TicketStore(services_ready["MYSQL_URL"])
+    done = threading.Event()
+    seen = []
+
+    def read():
+        while not done.is_set():
+            seen.extend(other.get_view(t) for t in tickets)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for ticket in tickets:
+            store.record_results([RuleResult(ticket, "value", False, "too much")])
+            store.record_results([RuleResult(ticket, "age", False, "too young")])
+    finally:
+        done.set()
+        reader.join()
+    assert len(seen) > len(tickets)
+    for view in seen:
+        verdicts = {
+            rule: status.value == "PASSED"
+            for rule, (status, _) in view.rules.items()
+            if status.value != "PENDING"
+        }
+        assert view.status is decide(view.rules, verdicts), view
 
 
 def test_an_error_reply_fails_the_put_and_leaves_no_reply_behind(store, cache, redis_client):

@@ -53,3 +53,26 @@ def test_ticket_ids_are_random_uuid4():
 )
 def test_only_canonical_uuids_are_ticket_ids(candidate):
     assert not is_ticket_id(candidate)
+
+
+@pytest.mark.parametrize(
+    ("results", "version", "final"),
+    [
+        ({}, 0, False),
+        ({"age": (True, "ok")}, 1, False),
+        ({"value": (False, "too much")}, 1, False),  # decided, but age has yet to report
+        ({"age": (False, "young"), "value": (False, "too much")}, 2, True),
+        ({"age": (True, "ok"), "value": (True, "ok")}, 2, True),
+    ],
+)
+def test_a_view_counts_its_verdicts_and_is_final_once_decided_with_all_of_them(
+    results, version, final
+):
+    from datetime import UTC, datetime
+
+    from credit.domain import TicketView
+
+    required = ["age", "value"]
+    status = decide(required, {rule: passed for rule, (passed, _) in results.items()})
+    view = TicketView(new_ticket_id(), status, rule_statuses(required, results), datetime.now(UTC))
+    assert (view.version, view.final) == (version, final)

@@ -41,7 +41,7 @@ def test_iso_is_utc_with_milliseconds_and_z():
 
 
 @given(
-    rule=names,
+    rule=names.filter(lambda name: name != "ticket"),  # a rule is a request field, never this
     amount=st.integers(min_value=0, max_value=10**12)
     | st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**12), places=2),
 )

@@ -181,7 +181,8 @@ def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, byt
 
 
 def get_status(port: int, tickets: list[str]) -> dict[str, str]:
-    """Each ticket's status as GET /credit-validation answers it (Redis first, then MySQL)."""
+    """Each ticket as GET /credit-validation answers it (Redis first, then MySQL): its status
+    and each rule's, as `summary` writes them."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=POST_TIMEOUT_SECONDS)
     statuses: dict[str, str] = {}
     try:
@@ -202,10 +203,15 @@ def get_status(port: int, tickets: list[str]) -> dict[str, str]:
 
 
 def _status(ticket: str, code: int, answer: bytes) -> str:
-    """The status a GET reported; an answer about another ticket is never a match."""
+    """What a GET reported; an answer about another ticket is never a match."""
     if code != 200:
         return f"HTTP {code}"
     view = json.loads(answer)
     if view.get("ticket") != ticket:
         return f"answered for ticket {view.get('ticket')}"
-    return str(view["status"])
+    return summary(view["status"], {rule: v["status"] for rule, v in view["rules"].items()})
+
+
+def summary(status: str, rules: dict[str, str]) -> str:
+    """A ticket's status and its rules' in one comparable line: `NOT_APPROVED age=FAILED ...`."""
+    return " ".join([status, *(f"{rule}={rules[rule]}" for rule in sorted(rules))])

@@ -13,9 +13,9 @@ import pika
 import pymysql
 
 from tests.faults import messages
-from tests.faults.audit import Audit, DecisionWatch, audit, latency_summary, read_rows
+from tests.faults.audit import Audit, DecisionWatch, Row, audit, latency_summary, read_rows
 from tests.faults.faults import FaultLog, Injection
-from tests.faults.load import LoadGenerator, get_status
+from tests.faults.load import LoadGenerator, get_status, summary
 from tests.faults.scenarios import Scenario, Size
 from tests.faults.stack import Stack
 
@@ -177,7 +177,7 @@ class Run:
             connection.close()
         self.result.audit = audit(load.accepted, rows, watch.changed)
         self.result.details.append(latency_summary(rows, [a.ticket for a in load.accepted]))
-        self.result.stale_get = self._stale_gets(load, {t: r.status for t, r in rows.items()})
+        self.result.stale_get = self._stale_gets(load, {t: _truth(r) for t, r in rows.items()})
         stats = load.stats
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(stats.outcomes.items()))
         self.result.details.append(
@@ -190,17 +190,28 @@ class Run:
         self._account_poison(rejected)
 
     def _stale_gets(self, load: LoadGenerator, truth: dict[str, str]) -> int:
-        """GET a sample of decided tickets (a decision never changes, so MySQL's is the answer);
-        one that differs is re-read once a cached PENDING view's TTL has run out, and counted if
-        it still differs."""
-        tickets = [a.ticket for a in load.accepted if truth.get(a.ticket, "PENDING") != "PENDING"]
+        """GET a sample of decided tickets and compare status and every rule's verdict with
+        MySQL (the queues have drained, so every verdict is recorded); one that differs is
+        re-read once a changing view's short TTL has run out, and counted if it still differs."""
+        tickets = [
+            a.ticket
+            for a in load.accepted
+            if not truth.get(a.ticket, "PENDING").startswith("PENDING")
+        ]
         sample = random.Random(self.seed).sample(tickets, min(GET_SAMPLE, len(tickets)))
-        differ = [t for t, s in get_status(self.stack.port, sample).items() if s != truth[t]]
+        answers = get_status(self.stack.port, sample)
+        differ = [t for t, s in answers.items() if s != truth[t]]
         if differ:
             time.sleep(PENDING_VIEW_TTL + 1)
-            differ = [t for t, s in get_status(self.stack.port, differ).items() if s != truth[t]]
+            answers = get_status(self.stack.port, differ)
+            differ = [t for t, s in answers.items() if s != truth[t]]
         self.result.details.append(
             f"GET checked {len(sample)} decided tickets, {len(differ)} disagree with MySQL"
+            + (
+                f" (first {differ[0]}: GET {answers[differ[0]]}, MySQL {truth[differ[0]]})"
+                if differ
+                else ""
+            )
         )
         return len(differ)
 
@@ -262,3 +273,14 @@ def run(scenario: Scenario, size: Size, workdir: Path, seed: int = 1) -> Result:
     """Run one scenario against fresh private servers and a fresh runtime."""
     LOGGER.info("scenario %s: %s", scenario.name, size)
     return Run(scenario, size, workdir, seed).execute()
+
+
+def _truth(row: Row) -> str:
+    """A ticket as MySQL holds it, in the form `summary` gives a GET answer."""
+    rules = {
+        rule: ("PASSED" if found[0] else "FAILED")
+        if (found := row.verdicts.get(rule))
+        else "PENDING"
+        for rule in row.required
+    }
+    return summary(row.status, rules)

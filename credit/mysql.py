@@ -359,9 +359,7 @@ class TicketStore:
                 [*(value for row in verdict_rows for value in row), tickets, tickets],
             )
             rows = {row[0]: row for row in locked}
-            verdicts: dict[str, dict[str, Verdicts]] = {}
-            for ticket, rule, passed, reason in recorded:
-                verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
+            verdicts = _group_verdicts(recorded)
             orphans = [r for r in results if r.ticket not in rows]
             # Round trip 2: remove verdicts of unknown tickets, decide, commit.
             statements: list[str] = []
@@ -459,20 +457,11 @@ class TicketStore:
             " FROM tickets t LEFT JOIN rule_results r ON r.ticket_id = t.id WHERE t.id IN %s",
             (list(tickets),),
         )
-        rows: dict[str, tuple[Any, ...]] = {}
-        verdicts: dict[str, dict[str, Verdicts]] = {}
-        for ticket, status, required, created_at, decided_at, rule, passed, reason in cursor:
-            rows[ticket] = (status, required, created_at, decided_at)
-            if rule is not None:
-                verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
+        joined = cursor.fetchall()
+        verdicts = _group_verdicts(row[0:1] + row[5:] for row in joined if row[5] is not None)
+        rows = {row[0]: row[1:5] for row in joined}
         return {
-            ticket: TicketView(
-                ticket=ticket,
-                status=TicketStatus(status),
-                rules=rule_statuses(required.split(","), verdicts.get(ticket, {})),
-                created_at=created_at.replace(tzinfo=UTC),
-                decided_at=decided_at.replace(tzinfo=UTC) if decided_at else None,
-            )
+            ticket: _view(ticket, TicketStatus(status), required, verdicts, created_at, decided_at)
             for ticket, (status, required, created_at, decided_at) in rows.items()
         }
 
@@ -493,16 +482,34 @@ def _decide(
             if status is not TicketStatus.PENDING:
                 decided.setdefault(status, []).append(ticket)
                 decided_at = now
-        views.append(
-            TicketView(
-                ticket=ticket,
-                status=status,
-                rules=rule_statuses(required, found),
-                created_at=created_at.replace(tzinfo=UTC),
-                decided_at=decided_at.replace(tzinfo=UTC) if decided_at else None,
-            )
-        )
+        views.append(_view(ticket, status, required_text, verdicts, created_at, decided_at))
     return views, decided
+
+
+def _group_verdicts(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, Verdicts]]:
+    """(ticket, rule, passed, reason) rows as {ticket: {rule: (passed, reason)}}."""
+    verdicts: dict[str, dict[str, Verdicts]] = {}
+    for ticket, rule, passed, reason in rows:
+        verdicts.setdefault(ticket, {})[rule] = (bool(passed), reason)
+    return verdicts
+
+
+def _view(
+    ticket: str,
+    status: TicketStatus,
+    required_text: str,
+    verdicts: dict[str, dict[str, Verdicts]],
+    created_at: datetime,
+    decided_at: datetime | None,
+) -> TicketView:
+    """A ticket's view from its stored columns (naive UTC datetimes) and its verdicts."""
+    return TicketView(
+        ticket=ticket,
+        status=status,
+        rules=rule_statuses(required_text.split(","), verdicts.get(ticket, {})),
+        created_at=created_at.replace(tzinfo=UTC),
+        decided_at=decided_at.replace(tzinfo=UTC) if decided_at else None,
+    )
 
 
 def _in_transaction(conn: Connection) -> bool:

@@ -43,7 +43,7 @@ PATHS = (
     ("mapping invoke thread", "._invoke (local_runtime/mapping.py)"),
     ("mapping idle pool thread", "_worker (concurrent/futures/thread.py)"),
     ("mapping consumer loop", ".run (local_runtime/mapping.py)"),
-    ("worker log forwarding", "._forward_output (local_runtime/environment.py)"),
+    ("worker log forwarding", "_WorkerOutput.forward (local_runtime/environment.py)"),
     ("handler", "handler (handler.py)"),
     ("worker loop", "serve (local_runtime/worker.py)"),
 )

@@ -13,9 +13,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from local_runtime import priority, protocol
 from local_runtime.context import LOG_GROUP_VARIABLE, LOG_STREAM_VARIABLE, log_stream_name
@@ -88,6 +89,7 @@ class ExecutionEnvironment:
     _requests: Connection | None = None
     _responses: Connection | None = None
     _answers: select.poll | None = None
+    _output: _WorkerOutput | None = None
     _init_ms: float | None = None
     cold_starts: int = 0
     nice: int = 0  # how far below normal priority the worker runs (see local_runtime.priority)
@@ -130,11 +132,10 @@ class ExecutionEnvironment:
         # every call (four syscalls where one does).
         self._answers = select.poll()
         self._answers.register(response_read, select.POLLIN)
+        assert self._process.stdout is not None
+        self._output = _WorkerOutput(self._process.stdout, self._write)
         threading.Thread(
-            target=self._forward_output,
-            args=(self._process,),
-            daemon=True,
-            name=f"{self.spec.name}-log",
+            target=self._output.forward, daemon=True, name=f"{self.spec.name}-log"
         ).start()
         self.cold_starts += 1
         message = self._await(INIT_TIMEOUT_SECONDS, "Runtime.InitTimeout")
@@ -153,28 +154,49 @@ class ExecutionEnvironment:
         if not self.alive:
             self.kill()  # a worker that died while idle: close its pipes now, not at GC
             self.start()
-        assert self._requests is not None
+        assert self._requests is not None and self._output is not None
+        output = self._output
         timeout = self.spec.timeout if timeout is None else timeout
         request_id = str(uuid.uuid4())
         began = time.monotonic()
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         init_ms, self._init_ms = self._init_ms, None
+        # Written before the worker has the event, so nothing it prints can come before it.
+        self._write([f"START RequestId: {request_id} Version: $LATEST"])
         try:
             encoded = event if isinstance(event, bytes) else protocol.encode(event)
             protocol.send_invoke(self._requests, request_id, encoded, deadline_ms)
         except OSError as exc:
+            process = self._process
             self.kill()
-            raise InvocationFailed("Runtime.ExitError", f"worker exited: {exc}") from exc
+            failure = self._exited(request_id, process.returncode if process else None)
+            self._report_exit(output, failure, request_id, began, init_ms)
+            raise failure from exc
         try:
             message = self._await(timeout, "Sandbox.Timedout", request_id=request_id)
         except InvocationFailed as failure:
             if failure.error_type == "Sandbox.Timedout":
-                self._report_timeout(request_id, began, timeout, init_ms)
+                self._report_timeout(output, request_id, began, timeout, init_ms)
+            else:
+                self._report_exit(output, failure, request_id, began, init_ms)
             raise
+        duration_ms = float(message["duration_ms"])
+        output.pump(finish_line=True)  # the handler's last lines go before its END
+        self._write(
+            [
+                f"END RequestId: {request_id}",
+                report_line(
+                    request_id,
+                    duration_ms,
+                    self.spec.memory_size,
+                    message.get("max_memory_mb"),
+                    init_ms,
+                ),
+            ]
+        )
         if not message["ok"]:
             error = message["error"]
             raise InvocationFailed(error["errorType"], error["errorMessage"], error)
-        duration_ms = float(message["duration_ms"])
         return Invocation(request_id, message.get("payload"), duration_ms, init_ms)
 
     def kill(self) -> None:
@@ -215,49 +237,65 @@ class ExecutionEnvironment:
         except (EOFError, OSError):
             code = self._process.wait() if self._process else None
             self.kill()
-            raise InvocationFailed(
-                "Runtime.ExitError", f"worker exited with status {code} before answering"
-            ) from None
+            raise self._exited(request_id, code) from None
         self.kill()
         raise InvocationFailed(timeout_type, f"no answer within {timeout:.2f} seconds")
 
+    @staticmethod
+    def _exited(request_id: str | None, code: int | None) -> InvocationFailed:
+        """Runtime.ExitError with the error document AWS returns for a runtime that exited."""
+        message = f"Runtime exited with error: {exit_status(code)}"
+        if request_id is not None:
+            message = f"RequestId: {request_id} Error: {message}"
+        return InvocationFailed(
+            "Runtime.ExitError",
+            message,
+            {"errorType": "Runtime.ExitError", "errorMessage": message},
+        )
+
     def _report_timeout(
-        self, request_id: str, began: float, timeout: float, init_ms: float | None
+        self,
+        output: _WorkerOutput,
+        request_id: str,
+        began: float,
+        timeout: float,
+        init_ms: float | None,
     ) -> None:
-        """The worker was killed before it could report: write its END and REPORT for it,
-        with the Init Duration when the invocation was the worker's first."""
+        """The worker was killed before it could answer: write the lines AWS's platform
+        writes for a timeout, after whatever the handler printed before it was killed."""
         elapsed = (time.monotonic() - began) * 1000
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        init = "" if init_ms is None else f"\tInit Duration: {init_ms:.2f} ms"
+        output.pump(finish_line=True)
         self._write(
             [
                 f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds",
                 f"END RequestId: {request_id}",
-                f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms\t"
-                f"Billed Duration: {math.ceil(elapsed + (init_ms or 0.0))} ms\t"
-                f"Memory Size: {self.spec.memory_size} MB\tMax Memory Used: - MB{init}"
-                "\tStatus: timeout",
+                report_line(request_id, elapsed, self.spec.memory_size, None, init_ms)
+                + "\tStatus: timeout",
             ]
         )
 
-    def _forward_output(self, process: subprocess.Popen[bytes]) -> None:
-        """Copy the worker's output, each line prefixed with the function's name, taking
-        whatever the pipe holds at once: an invocation's lines cost one read and one write."""
-        assert process.stdout is not None
-        descriptor = process.stdout.fileno()
-        partial = b""
-        while True:
-            try:
-                chunk = os.read(descriptor, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            *lines, partial = (partial + chunk).split(b"\n")
-            if lines:
-                self._write([line.decode(errors="replace") for line in lines])
-        if partial:
-            self._write([partial.decode(errors="replace")])
+    def _report_exit(
+        self,
+        output: _WorkerOutput,
+        failure: InvocationFailed,
+        request_id: str,
+        began: float,
+        init_ms: float | None,
+    ) -> None:
+        """The worker died during the invocation: its last output, then END, REPORT and the
+        platform's error lines, as AWS writes them for a runtime that exited."""
+        elapsed = (time.monotonic() - began) * 1000
+        output.pump(finish_line=True)
+        self._write(
+            [
+                f"END RequestId: {request_id}",
+                report_line(request_id, elapsed, self.spec.memory_size, None, init_ms)
+                + "\tStatus: error\tError Type: Runtime.ExitError",
+                failure.body["errorMessage"],
+                "Runtime.ExitError",
+            ]
+        )
 
     def _write(self, lines: list[str]) -> None:
         prefix = f"[{self.spec.name}] "
@@ -268,3 +306,88 @@ class ExecutionEnvironment:
 
 
 _OUTPUT_LOCK = threading.Lock()
+
+
+def report_line(
+    request_id: str,
+    duration_ms: float,
+    memory_size_mb: int,
+    max_memory_mb: int | None,
+    init_ms: float | None,
+) -> str:
+    """Lambda's REPORT line. Since August 2025 AWS bills the init phase of managed runtimes
+    too, so a cold start's Billed Duration covers Init Duration plus Duration."""
+    billed_ms = math.ceil(duration_ms + (init_ms or 0.0))
+    used = "-" if max_memory_mb is None else str(max_memory_mb)
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_size_mb} MB\t"
+        f"Max Memory Used: {used} MB"
+    )
+    if init_ms is not None:
+        line += f"\tInit Duration: {init_ms:.2f} ms"
+    return line
+
+
+def exit_status(code: int | None) -> str:
+    """A process's end as AWS's platform words it: 'exit status 1', 'signal: killed'."""
+    if code is None:
+        return "unknown"
+    if code < 0:
+        try:
+            name = signal.strsignal(-code) or f"signal {-code}"
+        except ValueError:
+            name = f"signal {-code}"
+        return f"signal: {name[:1].lower()}{name[1:]}"
+    return f"exit status {code}"
+
+
+class _WorkerOutput:
+    """A worker's stdout and stderr, copied to the runtime's output with the function's
+    prefix. A thread copies whatever arrives; an invocation that has its result copies what
+    is left before it writes END, so a handler's lines always come before its END."""
+
+    def __init__(self, stream: IO[bytes], write: Callable[[list[str]], None]) -> None:
+        self._stream = stream
+        self._descriptor = stream.fileno()
+        os.set_blocking(self._descriptor, False)
+        self._write = write
+        self._lock = threading.Lock()
+        self._partial = b""
+        self._ended = False
+
+    def forward(self) -> None:
+        """The copying thread: sleeps until the pipe has data or closes; ends at EOF."""
+        waiter = select.poll()
+        waiter.register(self._descriptor, select.POLLIN)
+        try:
+            while not self._ended:
+                waiter.poll()
+                self.pump()
+        finally:
+            self._stream.close()  # only this thread closes it: no poll on a reused number
+
+    def pump(self, finish_line: bool = False) -> None:
+        """Copy what the pipe holds now, taking it all at once: an invocation's lines cost
+        one read and one write. `finish_line` writes an unfinished last line too."""
+        with self._lock:
+            if self._ended:
+                return
+            chunks = [self._partial]
+            while True:
+                try:
+                    chunk = os.read(self._descriptor, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self._ended = True
+                    break
+                chunks.append(chunk)
+            *lines, self._partial = b"".join(chunks).split(b"\n")
+            if self._partial and (finish_line or self._ended):
+                lines.append(self._partial)
+                self._partial = b""
+            if lines:
+                self._write([line.decode(errors="replace") for line in lines])

@@ -6,6 +6,7 @@ variables, its folder as the task root (first on sys.path) and two pipe descript
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -47,20 +48,6 @@ def load_handler(task_root: str, spec: str) -> Handler:
     module = importlib.import_module(module_name)
     handler: Handler = getattr(module, function_name)
     return handler
-
-
-def report_line(request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None) -> str:
-    """Lambda's REPORT line. Since August 2025 AWS bills the init phase of managed runtimes
-    too, so a cold start's Billed Duration covers Init Duration plus Duration."""
-    billed_ms = math.ceil(duration_ms + (init_ms or 0.0))
-    line = (
-        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_mb} MB\t"
-        f"Max Memory Used: {max_memory_mb()} MB"
-    )
-    if init_ms is not None:
-        line += f"\tInit Duration: {init_ms:.2f} ms"
-    return line
 
 
 def invoke(handler: Handler, message: dict[str, Any], memory_mb: int) -> tuple[bool, Any]:
@@ -117,7 +104,9 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
     """Import the handler (the init phase), then answer invocations until the pipe closes.
 
     Init Duration counts from when the runtime spawned this process, as AWS's counts the
-    runtime's own start-up along with the handler module's import.
+    runtime's own start-up along with the handler module's import. The worker's own output
+    is only the handler's: the runtime writes each invocation's START, END and REPORT lines,
+    from what it sent and what the result says.
     """
     configure_logging()
     memory_mb = int(os.environ.get(MEMORY_VARIABLE, "128"))
@@ -129,7 +118,7 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
         error = error_body(exc, "Runtime.ImportModuleError")
         protocol.send(responses, protocol.INIT_ERROR, error=error)
         return
-    init_ms: float | None = (time.perf_counter() - started) * 1000
+    init_ms = (time.perf_counter() - started) * 1000
     gc.freeze()  # the handler's modules stay for the worker's life: not the collector's work
     protocol.send(responses, protocol.READY, init_ms=init_ms)
     while True:
@@ -139,14 +128,10 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
             return
         request_id = message["request_id"]
         REQUEST_ID.request_id = request_id
-        print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
         began = time.perf_counter()
         ok, payload = invoke(handler, message, memory_mb)
         duration_ms = (time.perf_counter() - began) * 1000
-        report = report_line(request_id, duration_ms, memory_mb, init_ms)
-        sys.stdout.write(f"END RequestId: {request_id}\n{report}\n")  # one write for both
-        sys.stdout.flush()
-        init_ms = None
+        _flush_output()  # the runtime writes END once the result is in: output goes first
         fields = {"payload": payload} if ok else {"error": payload}
         protocol.send(
             responses,
@@ -154,8 +139,17 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
             request_id=request_id,
             ok=ok,
             duration_ms=duration_ms,
+            max_memory_mb=max_memory_mb(),
             **fields,
         )
+
+
+def _flush_output() -> None:
+    """Push what the handler left in Python's buffers (a line without its newline, say)
+    into the pipe; a handler that replaced or closed a stream does not fail the result."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
 
 
 def main() -> None:

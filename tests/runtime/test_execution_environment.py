@@ -118,6 +118,54 @@ def test_logs_frame_each_invocation_with_start_end_and_report(broker, amqp_url, 
 
 
 @pytest.mark.integration
+def test_a_line_left_unfinished_in_the_handlers_buffer_is_logged_before_its_end(
+    broker, amqp_url, record_file
+):
+    queue = broker.new_queue()
+    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
+    broker.declare(spec)
+
+    with running(spec, amqp_url) as run:
+        broker.publish(queue, b"PARTIAL")
+        run.wait_for_reports(1)
+        lines = run.lines
+
+    [invocation] = read_records(record_file, "invoke")
+    request_id = invocation["context"]["aws_request_id"]
+    start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
+    unfinished = lines.index(f"[recorder] unfinished line of {request_id}")
+    end = lines.index(f"[recorder] END RequestId: {request_id}")
+    assert start < unfinished < end, "the text is its own line, between START and END"
+    assert REPORT.fullmatch(lines[end + 1])
+
+
+@pytest.mark.integration
+def test_every_invocation_is_framed_even_when_the_runtime_is_fed_quickly(
+    broker, amqp_url, record_file
+):
+    """Many small invocations back to back: every handler line lands inside its own frame."""
+    queue = broker.new_queue()
+    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
+    broker.declare(spec)
+    for _ in range(40):
+        broker.publish(queue, b"PRINT")
+
+    with running(spec, amqp_url) as run:
+        run.wait_for_reports(40)
+        lines = run.lines
+
+    request_ids = [i["context"]["aws_request_id"] for i in read_records(record_file, "invoke")]
+    assert len(request_ids) == 40
+    for request_id in request_ids:
+        start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
+        output = lines.index(f"[recorder] handler output for {request_id}")
+        end = lines.index(f"[recorder] END RequestId: {request_id}")
+        assert start < output < end
+        assert REPORT.fullmatch(lines[end + 1])
+        assert not any(line.startswith("[recorder] START") for line in lines[start + 1 : end])
+
+
+@pytest.mark.integration
 def test_the_context_carries_every_field_aws_documents_with_real_values(
     broker, amqp_url, record_file
 ):

@@ -94,11 +94,22 @@ def test_a_timeout_kills_the_worker_and_a_fresh_one_cold_starts_for_the_retry(
     assert cold_starts == 2
     assert [r["pid"] for r in read_records(record_file, "import")] == [first["pid"], retry["pid"]]
     assert sum("Init Duration:" in line for line in lines) == 2, "each worker reports its init"
-    assert any(
-        re.fullmatch(
+    timed_out = [
+        index
+        for index, line in enumerate(lines)
+        if re.fullmatch(
             rf"\[sleeper\] \S+Z {first['request_id']} Task timed out after 1\.00 seconds", line
         )
-        for line in lines
+    ]
+    assert len(timed_out) == 1
+    printed = lines.index(f"[sleeper] sleeping in {first['request_id']}")
+    assert printed < timed_out[0], "what the handler printed before the kill comes first"
+    assert lines[timed_out[0] + 1] == f"[sleeper] END RequestId: {first['request_id']}"
+    assert re.fullmatch(
+        rf"\[sleeper\] REPORT RequestId: {first['request_id']}\tDuration: \d+\.\d{{2}} ms\t"
+        r"Billed Duration: \d+ ms\tMemory Size: \d+ MB\tMax Memory Used: - MB"
+        r"\tInit Duration: \d+\.\d{2} ms\tStatus: timeout",
+        lines[timed_out[0] + 2],
     )
     # the remaining time is real: below the timeout, and falling while the handler runs
     [middle] = read_records(record_file, "middle")
@@ -138,14 +149,28 @@ def test_a_worker_that_exits_mid_invocation_fails_the_batch_and_is_replaced(
     queue = broker.new_queue()
     spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
     broker.declare(spec)
-    broker.publish(queue, b"EXIT_ONCE")
+    broker.publish(queue, b"PRINT EXIT_ONCE")
 
     with running(spec, amqp_url) as run:
         reports = run.wait_for_reports(2)
+        lines = run.lines
 
     assert [r.ok for r in reports] == [False, True]
-    assert (reports[0].error or "").startswith("Runtime.ExitError")
     crashed, retried = read_records(record_file, "invoke")
+    request_id = crashed["context"]["aws_request_id"]
+    exited = f"RequestId: {request_id} Error: Runtime exited with error: exit status 3"
+    assert reports[0].error == f"Runtime.ExitError: {exited}"
+    # the log AWS's platform writes for a runtime that exited mid-invocation
+    start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
+    assert lines[start + 1] == f"[recorder] handler output for {request_id}"
+    assert lines[start + 2] == f"[recorder] END RequestId: {request_id}"
+    assert re.fullmatch(
+        rf"\[recorder\] REPORT RequestId: {request_id}\tDuration: \d+\.\d{{2}} ms\t"
+        r"Billed Duration: \d+ ms\tMemory Size: 256 MB\tMax Memory Used: - MB"
+        r"\tInit Duration: \d+\.\d{2} ms\tStatus: error\tError Type: Runtime\.ExitError",
+        lines[start + 3],
+    )
+    assert lines[start + 4 : start + 6] == [f"[recorder] {exited}", "[recorder] Runtime.ExitError"]
     assert crashed["pid"] != retried["pid"]
     assert retried["redelivered"] == [True]
     assert broker.count(queue) == 0

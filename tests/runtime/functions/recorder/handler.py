@@ -2,8 +2,8 @@
 
 Message bodies steer it: POISON always raises, FAIL_ONCE raises unless the message is a
 redelivery, EXIT_ONCE ends the process unless it is a redelivery, PRINT writes a line to the
-log. Importing the module records an `import` line,
-so tests can count cold starts per process.
+log, PARTIAL writes text with no newline (left in Python's buffer). Importing the module
+records an `import` line, so tests can count cold starts per process.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -71,6 +72,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for item, body in zip(messages, bodies, strict=True):
         if b"PRINT" in body:
             print(f"handler output for {context.aws_request_id}")
+        if b"PARTIAL" in body:
+            sys.stdout.write(f"unfinished line of {context.aws_request_id}")
         if b"POISON" in body:
             raise ValueError("poison message")
         if b"FAIL_ONCE" in body and not item["message"]["redelivered"]:

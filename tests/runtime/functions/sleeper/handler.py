@@ -32,6 +32,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         remaining_ms=context.get_remaining_time_in_millis(),
     )
     if os.environ.get("SLEEP_ALWAYS") or not any(redelivered):
+        print(f"sleeping in {context.aws_request_id}", flush=True)
         time.sleep(0.2)
         middle = context.get_remaining_time_in_millis()
         record("middle", request_id=context.aws_request_id, remaining_ms=middle)

@@ -191,7 +191,7 @@ class EventSourceMapping:
         delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
         try:
             size = delivery.event_size
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # e.g. a timestamp no calendar holds raises OSError
             # Never let one message that cannot become an event fail the batches around it.
             LOGGER.error(
                 "%s: message %r cannot be turned into an event (%s); dead-lettering it",

@@ -71,6 +71,32 @@ def test_the_delivery_limit_dead_letters_a_poison_message_and_the_queue_moves_on
     assert broker.count(queue) == 0
 
 
+def test_a_message_whose_timestamp_no_calendar_holds_is_dead_lettered_alone(
+    broker, amqp_url, record_file
+):
+    """Rendering AMQP's 64-bit timestamp as AWS's date text raises OSError for 2**62 s: the
+    message goes to the DLQ at once, and its neighbours and the connection carry on."""
+    queue = broker.new_queue()
+    spec = load_spec("recorder", queue, record_file, batch_size=10, maximum_batching_window=0.3)
+    broker.declare(spec)
+    broker.publish(queue, b"before", message_id="before")
+    broker.publish(queue, b"far future", message_id="far-future", timestamp=2**62)
+    broker.publish(queue, b"after", message_id="after")
+
+    with running(spec, amqp_url) as run:
+        wait_until(lambda: broker.count(f"{queue}.dlq") == 1)
+        wait_until(lambda: sum(r.size for r in run.reports if r.ok) == 2)
+        connected = run.mapping.connected.is_set()
+        reports = list(run.reports)
+
+    assert connected, "the consumer kept its connection"
+    assert all(r.ok and r.redelivered == 0 for r in reports), "no batch failed or came back"
+    bodies = sorted(b for i in read_records(record_file, "invoke") for b in i["bodies"])
+    assert bodies == ["after", "before"]
+    [(_, properties, body)] = broker.get_all(f"{queue}.dlq")
+    assert (properties.message_id, body) == ("far-future", b"far future")
+
+
 @pytest.mark.slow
 def test_a_timeout_kills_the_worker_and_a_fresh_one_cold_starts_for_the_retry(
     broker, amqp_url, record_file

@@ -365,7 +365,11 @@ class _WorkerOutput:
                 waiter.poll()
                 self.pump()
         finally:
-            self._stream.close()  # only this thread closes it: no poll on a reused number
+            # Only this thread closes the pipe, and only once pump() will no longer read it:
+            # a descriptor number closed under a reader could be reused by another file.
+            with self._lock:
+                self._ended = True
+                self._stream.close()
 
     def pump(self, finish_line: bool = False) -> None:
         """Copy what the pipe holds now, taking it all at once: an invocation's lines cost

@@ -140,6 +140,28 @@ def test_a_line_left_unfinished_in_the_handlers_buffer_is_logged_before_its_end(
 
 
 @pytest.mark.integration
+def test_output_larger_than_a_pipe_holds_arrives_whole_and_in_order_inside_its_frame(
+    broker, amqp_url, record_file
+):
+    queue = broker.new_queue()
+    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
+    broker.declare(spec)
+
+    with running(spec, amqp_url) as run:
+        broker.publish(queue, b"FLOOD")
+        broker.publish(queue, b"PRINT")
+        run.wait_for_reports(2)
+        lines = run.lines
+
+    first, second = (i["context"]["aws_request_id"] for i in read_records(record_file, "invoke"))
+    start = lines.index(f"[recorder] START RequestId: {first} Version: $LATEST")
+    end = lines.index(f"[recorder] END RequestId: {first}")
+    expected = [f"[recorder] flood {number:04d} {'x' * 60}" for number in range(5000)]
+    assert lines[start + 1 : end] == expected
+    assert end < lines.index(f"[recorder] START RequestId: {second} Version: $LATEST")
+
+
+@pytest.mark.integration
 def test_every_invocation_is_framed_even_when_the_runtime_is_fed_quickly(
     broker, amqp_url, record_file
 ):

@@ -2,7 +2,8 @@
 
 Message bodies steer it: POISON always raises, FAIL_ONCE raises unless the message is a
 redelivery, EXIT_ONCE ends the process unless it is a redelivery, PRINT writes a line to the
-log, PARTIAL writes text with no newline (left in Python's buffer). Importing the module
+log, PARTIAL writes text with no newline (left in Python's buffer), FLOOD prints 5,000
+numbered lines (more than a pipe holds). Importing the module
 records an `import` line, so tests can count cold starts per process.
 """
 
@@ -72,6 +73,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for item, body in zip(messages, bodies, strict=True):
         if b"PRINT" in body:
             print(f"handler output for {context.aws_request_id}")
+        if b"FLOOD" in body:
+            for number in range(5000):
+                print(f"flood {number:04d} {'x' * 60}")
         if b"PARTIAL" in body:
             sys.stdout.write(f"unfinished line of {context.aws_request_id}")
         if b"POISON" in body:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import IO, Any, TextIO
@@ -170,30 +170,15 @@ class ExecutionEnvironment:
             process = self._process
             self.kill()
             failure = self._exited(request_id, process.returncode if process else None)
-            self._report_exit(output, failure, request_id, began, init_ms)
+            self._report_failure(output, failure, request_id, began, timeout, init_ms)
             raise failure from exc
         try:
             message = self._await(timeout, "Sandbox.Timedout", request_id=request_id)
         except InvocationFailed as failure:
-            if failure.error_type == "Sandbox.Timedout":
-                self._report_timeout(output, request_id, began, timeout, init_ms)
-            else:
-                self._report_exit(output, failure, request_id, began, init_ms)
+            self._report_failure(output, failure, request_id, began, timeout, init_ms)
             raise
         duration_ms = float(message["duration_ms"])
-        output.pump(finish_line=True)  # the handler's last lines go before its END
-        self._write(
-            [
-                f"END RequestId: {request_id}",
-                report_line(
-                    request_id,
-                    duration_ms,
-                    self.spec.memory_size,
-                    message.get("max_memory_mb"),
-                    init_ms,
-                ),
-            ]
-        )
+        self._end(output, request_id, duration_ms, message.get("max_memory_mb"), init_ms)
         if not message["ok"]:
             error = message["error"]
             raise InvocationFailed(error["errorType"], error["errorMessage"], error)
@@ -253,49 +238,51 @@ class ExecutionEnvironment:
             {"errorType": "Runtime.ExitError", "errorMessage": message},
         )
 
-    def _report_timeout(
-        self,
-        output: _WorkerOutput,
-        request_id: str,
-        began: float,
-        timeout: float,
-        init_ms: float | None,
-    ) -> None:
-        """The worker was killed before it could answer: write the lines AWS's platform
-        writes for a timeout, after whatever the handler printed before it was killed."""
-        elapsed = (time.monotonic() - began) * 1000
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        output.pump(finish_line=True)
-        self._write(
-            [
-                f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds",
-                f"END RequestId: {request_id}",
-                report_line(request_id, elapsed, self.spec.memory_size, None, init_ms)
-                + "\tStatus: timeout",
-            ]
-        )
-
-    def _report_exit(
+    def _report_failure(
         self,
         output: _WorkerOutput,
         failure: InvocationFailed,
         request_id: str,
         began: float,
+        timeout: float,
         init_ms: float | None,
     ) -> None:
-        """The worker died during the invocation: its last output, then END, REPORT and the
-        platform's error lines, as AWS writes them for a runtime that exited."""
+        """The worker was killed at its deadline, or died, before it answered: the lines
+        AWS's platform writes for a timeout or for a runtime that exited."""
         elapsed = (time.monotonic() - began) * 1000
+        if failure.error_type == "Sandbox.Timedout":
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            timed_out = f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds"
+            self._end(output, request_id, elapsed, None, init_ms, "timeout", before=[timed_out])
+        else:
+            self._end(
+                output,
+                request_id,
+                elapsed,
+                None,
+                init_ms,
+                "error\tError Type: Runtime.ExitError",
+                after=[failure.body["errorMessage"], "Runtime.ExitError"],
+            )
+
+    def _end(
+        self,
+        output: _WorkerOutput,
+        request_id: str,
+        duration_ms: float,
+        max_memory_mb: int | None,
+        init_ms: float | None,
+        status: str | None = None,
+        before: Sequence[str] = (),
+        after: Sequence[str] = (),
+    ) -> None:
+        """Close an invocation's log frame: what the handler printed last, then END and
+        REPORT (with a Status when the invocation did not answer)."""
         output.pump(finish_line=True)
-        self._write(
-            [
-                f"END RequestId: {request_id}",
-                report_line(request_id, elapsed, self.spec.memory_size, None, init_ms)
-                + "\tStatus: error\tError Type: Runtime.ExitError",
-                failure.body["errorMessage"],
-                "Runtime.ExitError",
-            ]
-        )
+        report = report_line(request_id, duration_ms, self.spec.memory_size, max_memory_mb, init_ms)
+        if status is not None:
+            report += f"\tStatus: {status}"
+        self._write([*before, f"END RequestId: {request_id}", report, *after])
 
     def _write(self, lines: list[str]) -> None:
         prefix = f"[{self.spec.name}] "

@@ -74,6 +74,24 @@ def load_spec(
     return spec if timeout is None else dataclasses.replace(spec, timeout=timeout)
 
 
+def one_at_a_time(
+    broker: Broker, record_file: Path, name: str = "recorder"
+) -> tuple[str, FunctionSpec]:
+    """A test function on a declared queue of its own, invoked for each message at once
+    (batch size 1, no batching window); returns the queue and the declaration."""
+    queue = broker.new_queue()
+    spec = load_spec(name, queue, record_file, batch_size=1, maximum_batching_window=0)
+    broker.declare(spec)
+    return queue, spec
+
+
+def frame(lines: list[str], function: str, request_id: str) -> tuple[int, int]:
+    """Where one invocation's START and END lines stand in the runtime's output."""
+    start = lines.index(f"[{function}] START RequestId: {request_id} Version: $LATEST")
+    end = lines.index(f"[{function}] END RequestId: {request_id}")
+    return start, end
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     """The test vhost on the machine's broker, created if missing."""

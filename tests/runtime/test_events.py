@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.rabbit_mq_event import RabbitM
 
 from credit.rmq_event import records
 from local_runtime.events import Delivery, broker_arn, build_event, header_value, timestamp_text
-from tests.runtime.conftest import load_spec, read_records, running
+from tests.runtime.conftest import load_spec, one_at_a_time, read_records, running
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "events" / "aws-rmq-sample.json"
 SAMPLE: dict[str, Any] = json.loads(SAMPLE_PATH.read_text())
@@ -59,9 +59,7 @@ def normalised(event: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.integration
 def test_an_event_from_the_broker_matches_aws_sample_key_for_key(broker, amqp_url, record_file):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     broker.publish(queue, SAMPLE_BODY, **vars(sample_properties(user_id="guest")))
 
     with running(spec, amqp_url) as run:
@@ -97,9 +95,7 @@ def test_a_built_event_equals_aws_sample_apart_from_the_body_size_aws_made_up():
 
 @pytest.mark.integration
 def test_header_types_survive_the_broker_as_aws_renders_them(broker, amqp_url, record_file):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     headers = {
         "text": "café",
         "count": 7,

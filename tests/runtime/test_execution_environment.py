@@ -10,7 +10,15 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsContext
 
 from local_runtime.context import LambdaContext
-from tests.runtime.conftest import FUNCTIONS_DIR, load_spec, read_records, running, wait_until
+from tests.runtime.conftest import (
+    FUNCTIONS_DIR,
+    frame,
+    load_spec,
+    one_at_a_time,
+    read_records,
+    running,
+    wait_until,
+)
 
 LOG_STREAM = re.compile(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}")
 REPORT = re.compile(
@@ -66,9 +74,7 @@ def test_each_function_sees_only_its_own_variables_and_lambdas(
 
 @pytest.mark.integration
 def test_the_handler_module_is_imported_once_per_process(broker, amqp_url, record_file):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     for number in range(5):
         broker.publish(queue, f"message {number}".encode())
 
@@ -88,9 +94,7 @@ def test_the_handler_module_is_imported_once_per_process(broker, amqp_url, recor
 
 @pytest.mark.integration
 def test_logs_frame_each_invocation_with_start_end_and_report(broker, amqp_url, record_file):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
 
     with running(spec, amqp_url) as run:
         broker.publish(queue, b"PRINT first")
@@ -103,8 +107,7 @@ def test_logs_frame_each_invocation_with_start_end_and_report(broker, amqp_url, 
     request_ids = [i["context"]["aws_request_id"] for i in read_records(record_file, "invoke")]
     assert all(line.startswith("[recorder] ") for line in lines)
     for number, request_id in enumerate(request_ids):
-        start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
-        end = lines.index(f"[recorder] END RequestId: {request_id}")
+        start, end = frame(lines, "recorder", request_id)
         assert start < lines.index(f"[recorder] handler output for {request_id}") < end
         report = REPORT.fullmatch(lines[end + 1])
         assert report is not None and report["id"] == request_id
@@ -121,9 +124,7 @@ def test_logs_frame_each_invocation_with_start_end_and_report(broker, amqp_url, 
 def test_a_line_left_unfinished_in_the_handlers_buffer_is_logged_before_its_end(
     broker, amqp_url, record_file
 ):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
 
     with running(spec, amqp_url) as run:
         broker.publish(queue, b"PARTIAL")
@@ -132,9 +133,8 @@ def test_a_line_left_unfinished_in_the_handlers_buffer_is_logged_before_its_end(
 
     [invocation] = read_records(record_file, "invoke")
     request_id = invocation["context"]["aws_request_id"]
-    start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
+    start, end = frame(lines, "recorder", request_id)
     unfinished = lines.index(f"[recorder] unfinished line of {request_id}")
-    end = lines.index(f"[recorder] END RequestId: {request_id}")
     assert start < unfinished < end, "the text is its own line, between START and END"
     assert REPORT.fullmatch(lines[end + 1])
 
@@ -143,9 +143,7 @@ def test_a_line_left_unfinished_in_the_handlers_buffer_is_logged_before_its_end(
 def test_output_larger_than_a_pipe_holds_arrives_whole_and_in_order_inside_its_frame(
     broker, amqp_url, record_file
 ):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
 
     with running(spec, amqp_url) as run:
         broker.publish(queue, b"FLOOD")
@@ -154,11 +152,10 @@ def test_output_larger_than_a_pipe_holds_arrives_whole_and_in_order_inside_its_f
         lines = run.lines
 
     first, second = (i["context"]["aws_request_id"] for i in read_records(record_file, "invoke"))
-    start = lines.index(f"[recorder] START RequestId: {first} Version: $LATEST")
-    end = lines.index(f"[recorder] END RequestId: {first}")
+    start, end = frame(lines, "recorder", first)
     expected = [f"[recorder] flood {number:04d} {'x' * 60}" for number in range(5000)]
     assert lines[start + 1 : end] == expected
-    assert end < lines.index(f"[recorder] START RequestId: {second} Version: $LATEST")
+    assert end < frame(lines, "recorder", second)[0]
 
 
 @pytest.mark.integration
@@ -166,9 +163,7 @@ def test_every_invocation_is_framed_even_when_the_runtime_is_fed_quickly(
     broker, amqp_url, record_file
 ):
     """Many small invocations back to back: every handler line lands inside its own frame."""
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     for _ in range(40):
         broker.publish(queue, b"PRINT")
 
@@ -179,9 +174,8 @@ def test_every_invocation_is_framed_even_when_the_runtime_is_fed_quickly(
     request_ids = [i["context"]["aws_request_id"] for i in read_records(record_file, "invoke")]
     assert len(request_ids) == 40
     for request_id in request_ids:
-        start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
+        start, end = frame(lines, "recorder", request_id)
         output = lines.index(f"[recorder] handler output for {request_id}")
-        end = lines.index(f"[recorder] END RequestId: {request_id}")
         assert start < output < end
         assert REPORT.fullmatch(lines[end + 1])
         assert not any(line.startswith("[recorder] START") for line in lines[start + 1 : end])
@@ -191,9 +185,7 @@ def test_every_invocation_is_framed_even_when_the_runtime_is_fed_quickly(
 def test_the_context_carries_every_field_aws_documents_with_real_values(
     broker, amqp_url, record_file
 ):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     broker.publish(queue, b"hello")
 
     with running(spec, amqp_url) as run:

@@ -10,7 +10,14 @@ import time
 import pytest
 
 from local_runtime.backoff import Backoff
-from tests.runtime.conftest import load_spec, read_records, running, wait_until
+from tests.runtime.conftest import (
+    frame,
+    load_spec,
+    one_at_a_time,
+    read_records,
+    running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -144,9 +151,7 @@ def test_a_timeout_kills_the_worker_and_a_fresh_one_cold_starts_for_the_retry(
 
 
 def test_a_worker_killed_while_idle_is_replaced_on_the_next_batch(broker, amqp_url, record_file):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
 
     with running(spec, amqp_url) as run:
         broker.publish(queue, b"before")
@@ -172,9 +177,7 @@ def test_a_worker_killed_while_idle_is_replaced_on_the_next_batch(broker, amqp_u
 def test_a_worker_that_exits_mid_invocation_fails_the_batch_and_is_replaced(
     broker, amqp_url, record_file
 ):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     broker.publish(queue, b"PRINT EXIT_ONCE")
 
     with running(spec, amqp_url) as run:
@@ -187,9 +190,9 @@ def test_a_worker_that_exits_mid_invocation_fails_the_batch_and_is_replaced(
     exited = f"RequestId: {request_id} Error: Runtime exited with error: exit status 3"
     assert reports[0].error == f"Runtime.ExitError: {exited}"
     # the log AWS's platform writes for a runtime that exited mid-invocation
-    start = lines.index(f"[recorder] START RequestId: {request_id} Version: $LATEST")
+    start, end = frame(lines, "recorder", request_id)
     assert lines[start + 1] == f"[recorder] handler output for {request_id}"
-    assert lines[start + 2] == f"[recorder] END RequestId: {request_id}"
+    assert end == start + 2
     assert re.fullmatch(
         rf"\[recorder\] REPORT RequestId: {request_id}\tDuration: \d+\.\d{{2}} ms\t"
         r"Billed Duration: \d+ ms\tMemory Size: 256 MB\tMax Memory Used: - MB"
@@ -205,9 +208,7 @@ def test_a_worker_that_exits_mid_invocation_fails_the_batch_and_is_replaced(
 def test_after_a_failure_the_mapping_waits_out_its_backoff_without_spinning(
     broker, amqp_url, record_file
 ):
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     broker.publish(queue, b"FAIL_ONCE")
 
     with running(spec, amqp_url, failure_backoff=Backoff(initial=1.0, cap=1.0, jitter=0)) as run:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tests.runtime.conftest import load_spec, read_records, running
+from tests.runtime.conftest import one_at_a_time, read_records, running
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +18,7 @@ def _nice(native_id: int) -> int:
 
 def _one_message_for_the_recorder(broker, record_file):
     """A recorder function with one message waiting for it."""
-    queue = broker.new_queue()
-    spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
-    broker.declare(spec)
+    queue, spec = one_at_a_time(broker, record_file)
     broker.publish(queue, b"one")
     return spec
 

@@ -18,7 +18,9 @@ EVENTS = Path(__file__).resolve().parent / "events"
 FUNCTIONS = ROOT / "functions"
 
 # Tests never touch the development database, cache or vhost.
-TEST_VHOST = "credit-test"
+# TEST_VHOST names the broker vhost (and prefixes the throwaway ones), so two checkouts can run
+# their suites against one broker at once; give each its own TEST_MYSQL_URL and TEST_REDIS_URL.
+TEST_VHOST = os.environ.get("TEST_VHOST", "credit-test")
 TEST_URLS = {
     "AMQP_URL": os.environ.get("TEST_AMQP_URL", f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"),
     "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),

@@ -18,7 +18,7 @@ from typing import Any
 import pika
 import pytest
 
-from tests.helpers import ROOT, TEST_URLS, ensure_vhost
+from tests.helpers import ROOT, TEST_URLS, TEST_VHOST, ensure_vhost
 
 
 def free_port() -> int:
@@ -135,7 +135,7 @@ class System:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, services_ready):
-    running = System(vhost="credit-test-e2e")
+    running = System(vhost=f"{TEST_VHOST}-e2e")
     running.start(tmp_path_factory.mktemp("e2e") / "runtime.log")
     yield running
     code = running.stop()

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import System
-from tests.helpers import delete_vhost
+from tests.helpers import TEST_VHOST, delete_vhost
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def _wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-
 
 @pytest.fixture
 def own_system(tmp_path, services_ready):
-    running = System(vhost=f"credit-test-api-{uuid.uuid4().hex[:8]}")
+    running = System(vhost=f"{TEST_VHOST}-api-{uuid.uuid4().hex[:8]}")
     running.start(tmp_path / "runtime.log")
     yield running
     if running.process is not None and running.process.poll() is None:

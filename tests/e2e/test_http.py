@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import System
-from tests.helpers import delete_vhost
+from tests.helpers import TEST_VHOST, delete_vhost
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ def test_readme_counter_example_is_not_approved_with_both_rules_failed(system):
 
 @pytest.fixture(scope="module")
 def age_only_system(tmp_path_factory, services_ready):
-    running = System(vhost=f"credit-test-age-only-{uuid.uuid4().hex[:8]}")
+    running = System(vhost=f"{TEST_VHOST}-age-only-{uuid.uuid4().hex[:8]}")
     running.start(tmp_path_factory.mktemp("age-only") / "runtime.log", "age_rule")
     yield running
     assert running.stop() == 0

@@ -9,7 +9,7 @@ import pika
 import pytest
 
 from tests.e2e.conftest import System
-from tests.helpers import FUNCTIONS, delete_vhost
+from tests.helpers import FUNCTIONS, TEST_VHOST, delete_vhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def poisoned_system(tmp_path_factory, services_ready):
     declaration["handler"] = "poison_handler.handler"
     declaration["event_source"]["delivery_limit"] = 3
     (functions / "age_rule" / "function.json").write_text(json.dumps(declaration))
-    running = System(vhost=f"credit-test-poison-{uuid.uuid4().hex[:8]}", functions_dir=functions)
+    running = System(vhost=f"{TEST_VHOST}-poison-{uuid.uuid4().hex[:8]}", functions_dir=functions)
     running.start(tmp_path_factory.mktemp("poison") / "runtime.log")
     yield running
     assert running.stop() == 0

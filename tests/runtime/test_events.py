@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.rabbit_mq_event import RabbitM
 
 from credit.rmq_event import records
 from local_runtime.events import Delivery, broker_arn, build_event, header_value, timestamp_text
+from tests.helpers import TEST_VHOST
 from tests.runtime.conftest import load_spec, one_at_a_time, read_records, running
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "events" / "aws-rmq-sample.json"
@@ -67,7 +68,7 @@ def test_an_event_from_the_broker_matches_aws_sample_key_for_key(broker, amqp_ur
 
     [invocation] = read_records(record_file, "invoke")
     event = invocation["event"]
-    assert list(event["rmqMessagesByQueue"]) == [f"{queue}::credit-test"], (
+    assert list(event["rmqMessagesByQueue"]) == [f"{queue}::{TEST_VHOST}"], (
         "queue::vhost names the virtual host actually consumed"
     )
     assert key_paths(normalised(event)) == key_paths(SAMPLE), "same keys, same order"
@@ -170,7 +171,7 @@ def test_events_from_the_broker_parse_with_powertools_rabbitmq_event(broker, amq
     assert parsed.event_source == "aws:rmq"
     assert ARN.fullmatch(parsed.event_source_arn)
     [(key, messages)] = parsed.rmq_messages_by_queue.items()
-    assert key == f"{queue}::credit-test"
+    assert key == f"{queue}::{TEST_VHOST}"
     assert [m.json_data for m in messages] == [json.loads(b) for b in bodies]
     assert [m.decoded_data for m in messages] == [b.decode() for b in bodies]
     assert [m.basic_properties.message_id for m in messages] == ["id-0", "id-1"]

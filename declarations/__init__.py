@@ -1,0 +1,1 @@
+"""Function declarations: SAM and CloudFormation templates read into what runs and deploys."""

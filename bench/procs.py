@@ -130,7 +130,7 @@ def runtime_env(base: dict[str, str], extra: dict[str, str] | None = None) -> di
 
 @dataclass
 class Runtime(Managed):
-    """`python -m local_runtime [--functions-dir D] start [names] --port P [--no-api]
+    """`python -m local_runtime --template T start [names] --port P [--no-api]
     [--background-nice N]`."""
 
     port: int = 0
@@ -142,17 +142,16 @@ class Runtime(Managed):
         cls,
         env: dict[str, str],
         log_path: Path,
-        functions_dir: Path | None = None,
+        template: Path = REPO,
         functions: tuple[str, ...] = (),
         api: bool = True,
         consumers: int = 2,
         background_nice: int | None = None,
     ) -> Runtime:
         port = free_port() if api else 0
-        argv = [sys.executable, "-m", "local_runtime"]
-        if functions_dir is not None:
-            argv += ["--functions-dir", str(functions_dir)]
-        argv += ["start", *functions]
+        argv = [sys.executable, "-m", "local_runtime", "--template", str(template)]
+        # the functions reach the bench's own database, cache and vhost
+        argv += ["start", *functions, "--inherit-env", "AMQP_URL,REDIS_URL,MYSQL_URL"]
         argv += ["--port", str(port)] if api else ["--no-api"]
         if background_nice is not None:
             argv += ["--background-nice", str(background_nice)]
@@ -195,7 +194,7 @@ class Runtime(Managed):
                 env = child.environ()
                 # a rule's worker, or the API's own process
                 out[child.pid] = env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get(
-                    "CREDIT_RUNTIME_PROCESS", "child"
+                    "LOCAL_RUNTIME_PROCESS", "child"
                 )
         return out
 

@@ -151,9 +151,10 @@ def profile_noop(bench: Bench, messages: int, rate: int) -> dict[str, Any]:
     root = bench.out / "noop-profile"
     stamps = scenarios.write_noop_functions(root)
     queue, key, _ = scenarios.NOOP_FUNCTIONS["noop"]
-    scenarios.preload(bench.services, queue, key, 0)
+    for other_queue, other_key, _ in scenarios.NOOP_FUNCTIONS.values():
+        scenarios.preload(bench.services, other_queue, other_key, 0)
     runtime = bench.runtime(
-        functions_dir=root / "functions",
+        template=root / "template.yaml",
         api=False,
         consumers=len(scenarios.NOOP_FUNCTIONS),
         log="runtime-noop-profile.log",

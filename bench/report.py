@@ -109,8 +109,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 short = {
                     "runtime": "runtime",
                     "worker api": "api",
-                    "worker age_rule": "age",
-                    "worker value_rule": "value",
+                    "worker AgeRule": "age",
+                    "worker ValueRule": "value",
                     "mysql": "mysql",
                     "rabbitmq": "rabbit",
                     "redis": "redis",

@@ -293,6 +293,7 @@ def _same_answer(ours: int, theirs: int, ticket: str) -> bool:
 # --- runtime overhead -------------------------------------------------------------------------
 
 NOOP_EXCHANGE = "bench.noop"
+NOOP_BROKER = "arn:aws:mq:us-east-1:000000000000:broker:bench:b-bench"
 NOOP_FUNCTIONS = {
     # name: (queue, routing key, batching window)
     "noop": ("bench.noop", "noop", 0.5),
@@ -313,36 +314,43 @@ def handler(event, context):
 
 
 def write_noop_functions(root: Path) -> dict[str, Path]:
-    """A functions folder with the no-op functions; returns each one's stamp file."""
+    """A template (root/template.yaml) with the no-op functions; returns each one's stamp
+    file. Plain CloudFormation: a function and an Amazon MQ event source mapping each."""
     stamps = {}
-    for name, (queue, key, window) in NOOP_FUNCTIONS.items():
+    resources: dict[str, Any] = {}
+    for name, (queue, _key, window) in NOOP_FUNCTIONS.items():
         folder = root / "functions" / name
         folder.mkdir(parents=True, exist_ok=True)
         stamp = root / f"{name}.stamps"
         stamp.write_text("")
         stamps[name] = stamp
         (folder / "handler.py").write_text(NOOP_HANDLER)
-        (folder / "function.json").write_text(
-            json.dumps(
-                {
-                    "name": name,
-                    "handler": "handler.handler",
-                    "runtime": "python3.11",
-                    "timeout": 30,
-                    "memory_size": 128,
-                    "environment": {"BENCH_STAMP_FILE": str(stamp)},
-                    "event_source": {
-                        "type": "rabbitmq",
-                        "queue": queue,
-                        "exchange": NOOP_EXCHANGE,
-                        "routing_key": key,
-                        "batch_size": 100,
-                        "maximum_batching_window": window,
-                    },
-                },
-                indent=2,
-            )
-        )
+        logical_id = name.title().replace("_", "")
+        resources[logical_id] = {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": name,
+                "Code": str(folder),
+                "Handler": "handler.handler",
+                "Runtime": "python3.11",
+                "Timeout": 30,
+                "MemorySize": 128,
+                "Environment": {"Variables": {"BENCH_STAMP_FILE": str(stamp)}},
+            },
+        }
+        mapping: dict[str, Any] = {
+            "FunctionName": {"Ref": logical_id},
+            "EventSourceArn": NOOP_BROKER,
+            "Queues": [queue],
+            "BatchSize": 100,
+        }
+        if window != 0.5:  # AWS's default for Amazon MQ when the field is left out
+            mapping["MaximumBatchingWindowInSeconds"] = int(window)
+        resources[f"{logical_id}Queue"] = {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": mapping,
+        }
+    (root / "template.yaml").write_text(json.dumps({"Resources": resources}, indent=2))
     return stamps
 
 
@@ -364,7 +372,7 @@ def preload(services: Services, queue: str, key: str, count: int, wait: bool = T
         channel = connection.channel()
         topology.declare(
             channel, [topology.RuleQueue(name=queue, routing_key=key, exchange=NOOP_EXCHANGE)]
-        )
+        )  # the credit app's queue shape: quorum, delivery limit, dead-lettering
         channel.queue_purge(queue)
         ticket = str(uuid.uuid4())
         body = json.dumps({"ticket": ticket, "age": 20}, separators=(",", ":")).encode()
@@ -421,7 +429,7 @@ def _stamps(path: Path) -> list[tuple[float, int]]:
 
 def runtime_drain(
     bench: Bench,
-    functions_dir: Path,
+    template: Path,
     stamp: Path,
     count: int,
     latency_samples: int,
@@ -430,7 +438,7 @@ def runtime_drain(
     """Start the runtime on a preloaded queue; time from its first to its last batch."""
     stamp.write_text("")
     runtime = bench.runtime(
-        functions_dir=functions_dir,
+        template=template,
         api=False,
         consumers=len(NOOP_FUNCTIONS),
         log="runtime-noop.log",
@@ -505,6 +513,8 @@ def overhead(bench: Bench, messages: int, runs: int, latency_samples: int) -> di
     root = bench.out / "noop"
     stamps = write_noop_functions(root)
     queue, key, _ = NOOP_FUNCTIONS["noop"]
+    for other_queue, other_key, _ in NOOP_FUNCTIONS.values():  # every mapping's queue exists
+        preload(bench.services, other_queue, other_key, 0, wait=False)
     out: dict[str, Any] = {"messages": messages, "runs": []}
     for index in range(runs):
         preload(bench.services, queue, key, messages)
@@ -512,7 +522,7 @@ def overhead(bench: Bench, messages: int, runs: int, latency_samples: int) -> di
         preload(bench.services, queue, key, messages)
         samples = latency_samples if index == runs - 1 else 0
         runtime_run = runtime_drain(
-            bench, root / "functions", stamps["noop"], messages, samples, stamps
+            bench, root / "template.yaml", stamps["noop"], messages, samples, stamps
         )
         ratio = (runtime_run["msgs_per_s"] or 0) / pika_run["msgs_per_s"]
         out["runs"].append(

@@ -21,6 +21,7 @@ import redis
 
 from credit import mysql as credit_mysql
 from credit.cache import KEY_PREFIX
+from credit.cli import setup as credit_setup
 
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/credit_bench"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/credit_bench"
@@ -64,7 +65,6 @@ class Services:
     def prepare(self) -> list[str]:
         """Create the database (migrations) and the vhost; returns warnings for the report."""
         warnings: list[str] = []
-        credit_mysql.migrate(self.mysql_url)
         self._redis.ping()
         try:
             self.amqp().close()
@@ -77,6 +77,7 @@ class Services:
                     "with another vhost"
                 ) from None
             self.amqp().close()
+        credit_setup(self.amqp_url, self.mysql_url)  # the app's schema and topology
         if self.vhost == "/":
             warnings.append(
                 "using the shared vhost '/': other people's runtimes may consume rule.age / "

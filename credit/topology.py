@@ -7,6 +7,8 @@ from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
 
+from credit import settings
+
 EXCHANGE = "credit-requests"
 EXCHANGE_TYPE = "topic"
 DEAD_LETTER_EXCHANGE = "credit-requests.dlx"
@@ -37,8 +39,11 @@ class RuleQueue:
         }
 
 
-def queue_for_rule(rule: str) -> RuleQueue:
-    return RuleQueue(name=f"rule.{rule}", routing_key=rule)
+def queue_for_rule(rule: str, delivery_limit: int | None = None) -> RuleQueue:
+    """A rule's queue: `rule.<name>`, fed by routing key `<name>`; the delivery limit is
+    RULE_DELIVERY_LIMIT's when not given (10 by default)."""
+    limit = settings.get_int(settings.DELIVERY_LIMIT, delivery_limit)
+    return RuleQueue(name=f"rule.{rule}", routing_key=rule, delivery_limit=limit)
 
 
 def declare(channel: BlockingChannel, queues: list[RuleQueue]) -> None:

@@ -62,7 +62,7 @@ class MqSource:
     function: str  # the function's logical id
     broker: Broker
     queue: str
-    virtual_host: str = "/"
+    virtual_host: str | None = None  # VIRTUAL_HOST's URI; None: AWS's "/", or the local URL's
     batch_size: int = limits.DEFAULT_BATCH_SIZE
     maximum_batching_window: float = limits.DEFAULT_BATCHING_WINDOW_SECONDS
     enabled: bool = True

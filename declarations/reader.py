@@ -614,12 +614,12 @@ def _broker(reading: _Reading, arn: Any) -> Broker | None:
     return None
 
 
-def _virtual_host(reading: _Reading, logical_id: str) -> str:
+def _virtual_host(reading: _Reading, logical_id: str) -> str | None:
     configs = reading.value(logical_id, "SourceAccessConfigurations", [])
     for config in configs if isinstance(configs, list) else []:
         if isinstance(config, dict) and config.get("Type") == "VIRTUAL_HOST":
             return str(config.get("URI", "/"))
-    return "/"
+    return None
 
 
 def _boolean(reading: _Reading, logical_id: str, prop: str, default: bool) -> bool:

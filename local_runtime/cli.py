@@ -1,4 +1,4 @@
-"""Command line: start the system, list functions, invoke one, generate events, migrate."""
+"""Command line: run a template's functions, list them, invoke one, talk to a running runtime."""
 
 from __future__ import annotations
 
@@ -12,39 +12,81 @@ from typing import Any
 
 import pika
 
-from local_runtime import declaration, priority
-from local_runtime.declaration import DeclarationError, FunctionSpec
-from local_runtime.environment import ExecutionEnvironment, InvocationFailed
-from local_runtime.events import LOCAL_ACCOUNT, LOCAL_REGION, Delivery, broker_arn, build_event
+from declarations.errors import TemplateError
+from declarations.model import Project
+from declarations.reader import read
+from local_runtime import control, priority
+from local_runtime.brokers import BrokerMap, BrokerMapError
+from local_runtime.environment import ExecutionEnvironment, InvocationFailed, Site
+from local_runtime.events import Delivery, broker_arn, build_event
 
 LOGGER = logging.getLogger("local_runtime")
+DEFAULT_ACCOUNT = "000000000000"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="credit-runtime",
-        description="Run RabbitMQ-triggered Lambda functions locally, as AWS's Amazon MQ "
-        "event source mapping would, plus the Chalice API over HTTP.",
+        description="Run the RabbitMQ-triggered Lambda functions of a SAM or CloudFormation "
+        "template locally, as AWS's Amazon MQ event source mapping invokes them, with their "
+        "EventBridge schedules and API Gateway routes.",
     )
     parser.add_argument(
-        "--functions-dir",
+        "-t",
+        "--template",
         type=Path,
-        default=declaration.FUNCTIONS_DIR,
-        help="folder holding one folder per function (default: %(default)s)",
+        default=Path("."),
+        help="the template, or a folder holding template.yaml (default: the current folder)",
+    )
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, as sam's --parameter-overrides",
+    )
+    parser.add_argument(
+        "--env-vars",
+        type=Path,
+        help="JSON file of environment variable values in SAM CLI's format: "
+        '{"Parameters": {...}} for every function, {"LogicalId": {...}} for one',
+    )
+    parser.add_argument("--region", help="AWS_REGION of the functions (default: $AWS_REGION)")
+    parser.add_argument("--account-id", default=DEFAULT_ACCOUNT, help="account id in ARNs")
+    parser.add_argument("--stack-name", default="local", help="AWS::StackName")
+    parser.add_argument(
+        "--amqp-url", help="the broker every MQ event uses (default: $AMQP_URL, else local guest)"
+    )
+    parser.add_argument(
+        "--broker",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="one broker (logical id or ARN) elsewhere than --amqp-url; may repeat",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    start = commands.add_parser("start", help="consume every function's queue and serve the API")
-    start.add_argument("functions", nargs="*", help="only these functions (default: all)")
+    start = commands.add_parser(
+        "start", help="consume every MQ event's queue, run the schedules, serve the API"
+    )
+    start.add_argument(
+        "functions",
+        nargs="*",
+        help="only these functions' MQ events and schedules (default: all); the API runs "
+        "unless --no-api",
+    )
     start.add_argument("--host", default="127.0.0.1")
     start.add_argument("--port", type=int, default=8000)
     start.add_argument("--no-api", action="store_true", help="do not serve the API")
-    start.add_argument(
-        "--api-only", action="store_true", help="serve only the API, in this process"
-    )
+    start.add_argument("--api-only", action="store_true", help=argparse.SUPPRESS)
     start.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
-    start.add_argument("--amqp-url", help="broker URL (default: $AMQP_URL)")
+    start.add_argument(
+        "--inherit-env",
+        default="",
+        metavar="NAME[,NAME]",
+        help="pass these variables from this shell to every function (nothing else leaks in)",
+    )
     start.add_argument(
         "--background-nice",
         type=int,
@@ -54,11 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "requests come first on a busy machine; 0 runs all alike (default: %(default)s)",
     )
 
-    commands.add_parser("list", help="list functions with their handlers and event sources")
+    commands.add_parser("list", help="list functions, their triggers, and what is not emulated")
 
     invoke = commands.add_parser("invoke", help="invoke one function once, like `sam local invoke`")
-    invoke.add_argument("function")
+    invoke.add_argument("function", help="logical id or function name")
     invoke.add_argument("-e", "--event", type=Path, help="event JSON file, '-' for stdin")
+    invoke.add_argument("--inherit-env", default="", metavar="NAME[,NAME]")
 
     generate = commands.add_parser(
         "generate-event", help="print an aws:rmq event for a message body"
@@ -82,14 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--content-type", default="application/json")
     generate.add_argument("--redelivered", action="store_true")
 
-    commands.add_parser("migrate", help="create the database and apply migrations")
-
     redrive = commands.add_parser(
         "redrive", help="move a function's dead-lettered messages back to its queue"
     )
     redrive.add_argument("function")
+    redrive.add_argument(
+        "--dead-letter-queue", help="where its queue dead-letters to (default: <queue>.dlq)"
+    )
     redrive.add_argument("--limit", type=int, help="at most this many (default: all)")
-    redrive.add_argument("--amqp-url", help="broker URL (default: $AMQP_URL)")
+
+    commands.add_parser("status", help="what the runtimes running this template are doing")
+    trigger = commands.add_parser("trigger", help="fire a schedule now on the running runtime")
+    trigger.add_argument("schedule", help="the schedule's logical id (see status)")
     return parser
 
 
@@ -103,8 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         code = COMMANDS[args.command](args)
-    except DeclarationError as exc:
-        print(f"error: bad function declaration: {exc}", file=sys.stderr)
+    except TemplateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    except (BrokerMapError, KeyError, control.ControlError) as exc:
+        print(f"error: {str(exc).strip(chr(34) + chr(39))}", file=sys.stderr)
         code = 2
     except Exception as exc:  # one clear line instead of a traceback
         from local_runtime.supervisor import StartupError
@@ -116,46 +166,81 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _specs(args: argparse.Namespace, names: list[str] | None = None) -> list[FunctionSpec]:
-    specs = declaration.discover(args.functions_dir)
-    if names:
-        known = {spec.name for spec in specs}
-        missing = sorted(set(names) - known)
-        if missing:
-            raise DeclarationError(
-                args.functions_dir, "function", f"no function named {', '.join(missing)}"
+def _project(args: argparse.Namespace) -> Project:
+    overrides: dict[str, str] = {}
+    for item in args.parameter_overrides:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise TemplateError("--parameter-overrides", f"takes NAME=VALUE, got {item!r}")
+        overrides[name] = value
+    return read(
+        args.template,
+        parameters=overrides,
+        region=_region(args),
+        account=args.account_id,
+        stack_name=args.stack_name,
+    )
+
+
+def _region(args: argparse.Namespace) -> str:
+    return str(args.region or os.environ.get("AWS_REGION") or "us-east-1")
+
+
+def _site(args: argparse.Namespace, project: Project) -> Site:
+    env_vars: dict[str, dict[str, str]] = {}
+    if args.env_vars is not None:
+        try:
+            env_vars = json.loads(args.env_vars.read_text())
+        except (OSError, ValueError) as exc:
+            raise TemplateError(str(args.env_vars), f"not a readable JSON file: {exc}") from exc
+        if not isinstance(env_vars, dict) or not all(
+            isinstance(v, dict) for v in env_vars.values()
+        ):
+            raise TemplateError(
+                str(args.env_vars), 'must map "Parameters" or a logical id to {NAME: value}'
             )
-        specs = [spec for spec in specs if spec.name in names]
-    return specs
+    inherit = getattr(args, "inherit_env", "")
+    site = Site(
+        region=project.region,
+        account=project.account,
+        inherit=tuple(name.strip() for name in inherit.split(",") if name.strip()),
+        env_vars=env_vars,
+    )
+    for function in project.functions.values():
+        undeclared = site.undeclared(function)
+        if undeclared:
+            LOGGER.warning(
+                "%s: --env-vars sets %s, which the template does not declare for it; "
+                "ignored, as SAM CLI ignores it",
+                function.name,
+                ", ".join(undeclared),
+            )
+    return site
+
+
+def _selected(project: Project, names: list[str]) -> list[str]:
+    return [project.function(name).logical_id for name in names]
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from credit import settings
-    from local_runtime.supervisor import Runtime, prepare, rule_names
+    from local_runtime.supervisor import Runtime
 
-    # A ticket requires every declared rule, whichever functions this process runs.
-    os.environ.setdefault(settings.RULES, ",".join(rule_names(_specs(args))))
+    project = _project(args)
+    brokers = BrokerMap.from_options(args.amqp_url, args.broker)
+    brokers.check(list(project.mq_sources))
+    site = _site(args, project)
     if args.api_only:
-        # The topology and schema are the starting runtime's job (or were done before).
-        runtime = Runtime(
-            [],
-            amqp_url=args.amqp_url,
-            relay=False,
-            host=args.host,
-            port=args.port,
-            parent_pid=args.parent_pid,
-        )
-        runtime.run_until_signalled()
-        return 0
-    specs = _specs(args, args.functions)
-    prepare(specs, amqp_url=args.amqp_url)
+        return _serve_api(args, project, site)
+    only = _selected(project, args.functions)
     runtime = Runtime(
-        specs,
-        amqp_url=args.amqp_url,
+        project,
+        brokers,
+        site=site,
+        only=only,
         api=not args.no_api,
-        api_process=True,
         host=args.host,
         port=args.port,
+        api_command=_api_command(args),
         background_nice=args.background_nice,
     )
     runtime.run_until_signalled()
@@ -163,30 +248,89 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_command(args: argparse.Namespace) -> list[str]:
+    """The arguments that start this project's API process: the same template and options."""
+    command = ["--template", str(args.template), "--account-id", args.account_id]
+    command += ["--stack-name", args.stack_name, "--region", _region(args)]
+    if args.parameter_overrides:
+        command += ["--parameter-overrides", *args.parameter_overrides]
+    if args.env_vars is not None:
+        command += ["--env-vars", str(args.env_vars)]
+    if args.verbose:
+        command.append("--verbose")
+    command += ["start", "--api-only"]
+    if args.inherit_env:
+        command += ["--inherit-env", args.inherit_env]
+    return command
+
+
+def _serve_api(args: argparse.Namespace, project: Project, site: Site) -> int:
+    """The API's own process: API Gateway in front of the template's API function."""
+    from local_runtime import gateway
+    from local_runtime.environment import lambda_environment
+    from local_runtime.supervisor import (
+        API_THREADS_VARIABLE,
+        api_functions,
+        install_stop_signals,
+    )
+
+    functions = api_functions(project)
+    if len(functions) != 1:
+        raise TemplateError(
+            str(project.template),
+            f"one function must serve the API locally, found {len(functions)}: "
+            + ", ".join(f.logical_id for f in functions),
+        )
+    (function,) = functions
+    # This process is the API function's execution environment: its variables, its folder.
+    environment = lambda_environment(function, site)
+    os.environ.clear()
+    os.environ.update(environment)
+    os.environ[API_THREADS_VARIABLE] = str(gateway.REQUEST_THREADS)
+    received = install_stop_signals(args.parent_pid)
+    app = gateway.load_app(function.code_dir, function.handler_module, function.handler_function)
+    server, _ = gateway.serve(app, args.host, args.port, function=function)
+    received.wait()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    for spec in _specs(args):
-        source = spec.event_source
-        where = (
-            f"{source.queue} <- {source.exchange}[{source.routing_key}] batch={source.batch_size} "
-            f"window={source.maximum_batching_window}s concurrency={source.concurrency} "
-            f"delivery_limit={source.delivery_limit}"
-            if source
-            else "(no event source)"
-        )
+    project = _project(args)
+    for function in project.functions.values():
         print(
-            f"{spec.name:<16} {spec.handler:<20} timeout={spec.timeout:g}s "
-            f"memory={spec.memory_size}MB  {where}"
+            f"{function.logical_id:<16} {function.handler:<20} {function.runtime} "
+            f"timeout={function.timeout}s memory={function.memory_size}MB"
         )
+        for source in project.sources_of(function.logical_id):
+            window = source.maximum_batching_window
+            state = "" if source.enabled else " (disabled)"
+            print(
+                f"  mq       {source.queue} batch={source.batch_size} window={window:g}s "
+                f"concurrency={function.concurrency}{state}"
+            )
+        for schedule in project.schedules:
+            if schedule.function == function.logical_id:
+                print(
+                    f"  schedule {schedule.expression}{'' if schedule.enabled else ' (disabled)'}"
+                )
+        for route in project.routes:
+            if route.function == function.logical_id:
+                print(f"  api      {route.method} {route.path}")
+    for warning in project.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    spec = _specs(args, [args.function])[0]
+    project = _project(args)
+    function = project.function(args.function)
     if args.event is None or str(args.event) == "-":
         event: Any = json.load(sys.stdin)
     else:
         event = json.loads(args.event.read_text())
-    environment = ExecutionEnvironment(spec, output=sys.stderr)
+    environment = ExecutionEnvironment(function, output=sys.stderr, site=_site(args, project))
     try:
         result = environment.invoke(event)
     except InvocationFailed as exc:
@@ -210,29 +354,49 @@ def cmd_generate_event(args: argparse.Namespace) -> int:
         delivery_mode=2,
         message_id=args.message_id,
     )
-    arn = broker_arn("127.0.0.1", 5672, LOCAL_REGION, LOCAL_ACCOUNT)
+    arn = broker_arn("127.0.0.1", 5672, _region(args), args.account_id)
     delivery = Delivery(body, properties, args.redelivered)
     event = build_event(args.queue, [delivery], arn, args.virtual_host)
     print(json.dumps(event, indent=2))
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from credit import mysql
-
-    applied = mysql.migrate()
-    print(f"applied: {', '.join(applied) if applied else 'nothing, schema is current'}")
-    return 0
-
-
 def cmd_redrive(args: argparse.Namespace) -> int:
     from local_runtime.redrive import redrive
 
-    spec = _specs(args, [args.function])[0]
-    if spec.event_source is None:
-        raise DeclarationError(spec.directory, "event_source", "this function has no queue")
-    moved = redrive(spec.event_source, args.amqp_url, args.limit)
-    print(f"moved {moved} message(s) to {spec.event_source.queue}")
+    project = _project(args)
+    function = project.function(args.function)
+    sources = project.sources_of(function.logical_id)
+    if len(sources) != 1:
+        raise TemplateError(
+            str(project.template), f"{function.logical_id} has {len(sources)} MQ events, not one"
+        )
+    (source,) = sources
+    url, _ = BrokerMap.from_options(args.amqp_url, args.broker).consumed(source)
+    dead_letters = args.dead_letter_queue or f"{source.queue}.dlq"
+    moved = redrive(source.queue, dead_letters, url, args.limit)
+    print(f"moved {moved} message(s) from {dead_letters} to {source.queue}")
+    return 0
+
+
+def _runtimes(args: argparse.Namespace) -> list[Path]:
+    from declarations.loader import find_template
+
+    sockets = control.sockets_for(find_template(args.template).resolve())
+    if not sockets:
+        raise control.ControlError(f"no runtime is running {args.template} (start it first)")
+    return sockets
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    for path in _runtimes(args):
+        print(json.dumps(control.send(path, "status", []), indent=2))
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    for path in _runtimes(args):
+        print(control.send(path, "trigger", [args.schedule]))
     return 0
 
 
@@ -241,6 +405,7 @@ COMMANDS = {
     "list": cmd_list,
     "invoke": cmd_invoke,
     "generate-event": cmd_generate_event,
-    "migrate": cmd_migrate,
     "redrive": cmd_redrive,
+    "status": cmd_status,
+    "trigger": cmd_trigger,
 }

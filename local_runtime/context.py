@@ -7,8 +7,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from local_runtime.events import LOCAL_ACCOUNT, LOCAL_REGION
-
 # Set by the runtime for each execution environment, read back by the worker, as on AWS.
 LOG_GROUP_VARIABLE = "AWS_LAMBDA_LOG_GROUP_NAME"
 LOG_STREAM_VARIABLE = "AWS_LAMBDA_LOG_STREAM_NAME"
@@ -32,16 +30,11 @@ class LambdaContext:
     memory_limit_in_mb: str
     aws_request_id: str
     deadline_ms: int
+    invoked_function_arn: str
     function_version: str = "$LATEST"
-    region: str = LOCAL_REGION
-    account: str = LOCAL_ACCOUNT
     identity: CognitoIdentity = field(default_factory=CognitoIdentity)
     client_context: object | None = None
     tenant_id: str | None = None
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name}"
 
     @property
     def log_group_name(self) -> str:

@@ -13,21 +13,21 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import IO, Any, TextIO
 
+from declarations.model import Function
 from local_runtime import priority, protocol
 from local_runtime.context import LOG_GROUP_VARIABLE, LOG_STREAM_VARIABLE, log_stream_name
-from local_runtime.declaration import FunctionSpec
-from local_runtime.events import LOCAL_REGION
 
 LOGGER = logging.getLogger(__name__)
 
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit for the init phase
-INHERITED = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
-SERVICE_VARIABLES = ("AMQP_URL", "REDIS_URL", "MYSQL_URL")
+# What every execution environment gets from the runtime's own environment: enough to run
+# Python (PATH, the locale, the interpreter's packages); nothing else leaks in unasked.
+BASICS = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
 
 
 class InvocationFailed(Exception):
@@ -46,35 +46,72 @@ class Invocation:
     init_ms: float | None
 
 
-def lambda_environment(
-    spec: FunctionSpec, overrides: dict[str, str] | None = None
-) -> dict[str, str]:
-    """The environment one execution environment sees: Lambda's reserved variables, the
-    function's declared ones, the service URLs, and a few basics from the runtime's own.
-    Nothing else leaks from the runtime's environment, so functions stay isolated. Each call
-    names a new log stream: one stream per execution environment, as on AWS."""
-    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
-    env.update({name: os.environ[name] for name in SERVICE_VARIABLES if name in os.environ})
-    env.update(spec.environment)
-    env.update(overrides or {})
+@dataclass(frozen=True)
+class Site:
+    """Where functions run: the region and account their ARNs name, and what the user chose
+    to pass in from outside the template."""
+
+    region: str = "us-east-1"
+    account: str = "000000000000"
+    inherit: tuple[str, ...] = ()  # --inherit-env: taken from the runtime's own environment
+    # --env-vars, SAM CLI's format: {"Parameters": {...}} for all, {"<LogicalId>": {...}} for one
+    env_vars: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def overrides(self, function: Function) -> dict[str, str]:
+        """The --env-vars values for a function: only variables its template declares, as
+        SAM CLI does (an undeclared one is named by `undeclared()`)."""
+        chosen = {
+            **self.env_vars.get("Parameters", {}),
+            **self.env_vars.get(function.logical_id, {}),
+        }
+        return {name: str(value) for name, value in chosen.items() if name in function.environment}
+
+    def undeclared(self, function: Function) -> list[str]:
+        chosen = {
+            **self.env_vars.get("Parameters", {}),
+            **self.env_vars.get(function.logical_id, {}),
+        }
+        return sorted(set(chosen) - set(function.environment))
+
+
+def function_arn(name: str, site: Site) -> str:
+    return f"arn:aws:lambda:{site.region}:{site.account}:function:{name}"
+
+
+def lambda_environment(function: Function, site: Site) -> dict[str, str]:
+    """The environment one execution environment sees: a few basics from the runtime's own,
+    the function's declared variables (with --env-vars and --inherit-env applied), then
+    Lambda's reserved ones. Each call names a new log stream: one per environment, as on AWS."""
+    env = {name: os.environ[name] for name in BASICS if name in os.environ}
+    env.update(function.environment)
+    env.update(site.overrides(function))
+    env.update({name: os.environ[name] for name in site.inherit if name in os.environ})
     env.update(
         {
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            LOG_GROUP_VARIABLE: f"/aws/lambda/{spec.name}",
+            LOG_GROUP_VARIABLE: function.logging.log_group or f"/aws/lambda/{function.name}",
             LOG_STREAM_VARIABLE: log_stream_name(),
-            "AWS_REGION": env.get("AWS_REGION", LOCAL_REGION),
-            "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", LOCAL_REGION),
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
-            "LAMBDA_TASK_ROOT": str(spec.directory),
+            "AWS_REGION": site.region,
+            "AWS_DEFAULT_REGION": site.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime}",
+            "LAMBDA_TASK_ROOT": str(function.code_dir),
             "LAMBDA_RUNTIME_DIR": os.path.dirname(sys.executable),
-            "_HANDLER": spec.handler,
+            "_HANDLER": function.handler,
             "TZ": ":UTC",
             "PYTHONUNBUFFERED": "1",
+            # As SAM CLI sets it: code may tell it runs locally (and pick local endpoints).
+            "AWS_SAM_LOCAL": "true",
         }
     )
+    if function.layers:
+        paths = [
+            str(layer / "python") if (layer / "python").is_dir() else str(layer)
+            for layer in function.layers
+        ]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 
@@ -82,9 +119,9 @@ def lambda_environment(
 class ExecutionEnvironment:
     """A worker process for one function; started lazily, replaced after a crash or timeout."""
 
-    spec: FunctionSpec
+    spec: Function
     output: TextIO = field(default_factory=lambda: sys.stdout)
-    env_overrides: dict[str, str] = field(default_factory=dict)
+    site: Site = field(default_factory=Site)
     _process: subprocess.Popen[bytes] | None = None
     _requests: Connection | None = None
     _responses: Connection | None = None
@@ -93,6 +130,10 @@ class ExecutionEnvironment:
     _init_ms: float | None = None
     cold_starts: int = 0
     nice: int = 0  # how far below normal priority the worker runs (see local_runtime.priority)
+
+    @property
+    def function_arn(self) -> str:
+        return function_arn(self.spec.name, self.site)
 
     @property
     def alive(self) -> bool:
@@ -114,9 +155,10 @@ class ExecutionEnvironment:
                 str(request_read),
                 str(response_write),
                 repr(time.time()),
+                self.function_arn,
             ],
-            env=lambda_environment(self.spec, self.env_overrides),
-            cwd=self.spec.directory,
+            env=lambda_environment(self.spec, self.site),
+            cwd=self.spec.code_dir,
             pass_fds=(request_read, response_write),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -38,8 +38,10 @@ from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 
+from declarations.model import Function
+
 LOGGER = logging.getLogger(__name__)
-API_DIR = Path(__file__).resolve().parent.parent / "functions" / "api"
+REQUEST_THREADS = 64  # at most this many requests are handled at once
 MAX_BODY_BYTES = 16 * 1024  # the API's own limit; larger bodies are refused before reading
 MAX_LINE_BYTES = 64 * 1024  # request line or one header line
 MAX_HEADERS = 100
@@ -50,11 +52,14 @@ REASONS = {status.value: status.phrase for status in HTTPStatus}
 Response = tuple[int, dict[str, Any], bytes]
 
 
-def load_app(directory: Path = API_DIR, module: str = "app") -> Chalice:
-    """Import a Chalice project's app.py with its folder first on sys.path, as Lambda would."""
+def load_app(directory: Path, module: str = "app", attribute: str = "app") -> Chalice:
+    """Import a Chalice project's app with its folder first on sys.path, as Lambda would;
+    refuses a handler that is not a Chalice app."""
     if str(directory) not in sys.path:
         sys.path.insert(0, str(directory))
-    app: Chalice = importlib.import_module(module).app
+    app = getattr(importlib.import_module(module.replace("/", ".")), attribute)
+    if not isinstance(app, Chalice):
+        raise TypeError(f"{module}.{attribute} in {directory} is not a Chalice app")
     return app
 
 
@@ -392,10 +397,14 @@ def _translate(response: dict[str, Any]) -> Response:
 
 
 def serve(
-    app: Chalice, host: str = "127.0.0.1", port: int = 8000
+    app: Chalice, host: str = "127.0.0.1", port: int = 8000, function: Function | None = None
 ) -> tuple[GatewayServer, threading.Thread]:
-    """Start serving in a background thread; call server.shutdown() to stop."""
-    server = GatewayServer((host, port), app)
+    """Start serving in a background thread; call server.shutdown() to stop. `function` is
+    the declaration the app runs as (its timeout and memory go into each request's context)."""
+    limits = (
+        {} if function is None else {"timeout": function.timeout, "memory": function.memory_size}
+    )
+    server = GatewayServer((host, port), app, **limits)
     thread = threading.Thread(target=server.serve_forever, name="api-gateway", daemon=True)
     thread.start()
     LOGGER.info("API listening on http://%s:%d", host, server.server_address[1])

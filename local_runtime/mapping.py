@@ -26,13 +26,12 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic
 
-from credit import topology
-from credit.publisher import connection_parameters, describe
+from declarations.model import Function, MqSource
 from local_runtime import priority
 from local_runtime.backoff import Backoff
-from local_runtime.declaration import EventSource, FunctionSpec
-from local_runtime.environment import ExecutionEnvironment, InvocationFailed
-from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, broker_arn, encode_event
+from local_runtime.brokers import describe, parameters
+from local_runtime.environment import ExecutionEnvironment, InvocationFailed, Site
+from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, encode_event
 
 LOGGER = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2
@@ -72,25 +71,24 @@ class _Batch:
 class EventSourceMapping:
     """Consumes one function's queue and invokes it, one batch per execution environment."""
 
-    spec: FunctionSpec
-    amqp_url: str | None = None
+    spec: Function
+    source: MqSource
+    amqp_url: str
+    virtual_host: str = "/"  # as the events name it: the template's, or the URL's
+    site: Site = field(default_factory=Site)
     output: TextIO | None = None
     observer: Observer | None = None
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=2.0))
     failure_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, cap=5.0))
-    env_overrides: dict[str, str] = field(default_factory=dict)
     nice: int = 0  # consumer threads and workers run this far below normal priority
 
     def __post_init__(self) -> None:
-        if self.spec.event_source is None:
-            raise ValueError(f"{self.spec.name} has no event source")
-        self.source: EventSource = self.spec.event_source
         self._stop = threading.Event()
         self._idle: queue.SimpleQueue[ExecutionEnvironment] = queue.SimpleQueue()
-        self._environments = [self._environment() for _ in range(self.source.concurrency)]
+        self._environments = [self._environment() for _ in range(self.spec.concurrency)]
         for environment in self._environments:
             self._idle.put(environment)
-        self._pool = ThreadPoolExecutor(self.source.concurrency, thread_name_prefix=self.spec.name)
+        self._pool = ThreadPoolExecutor(self.spec.concurrency, thread_name_prefix=self.spec.name)
         self._buffer: list[Delivery] = []
         self._buffer_bytes = 0
         self._batch_opened = 0.0
@@ -100,18 +98,10 @@ class EventSourceMapping:
         self._resume_at = 0.0
         self._connection: BlockingConnection | None = None
         self.connected = threading.Event()
-        params = connection_parameters(self.amqp_url)
-        self.event_source_arn = broker_arn(params.host, params.port)
-        # The event names the virtual host actually consumed (AMQP_URL's), which is the
-        # declared one when the local broker is laid out like the deployed one.
-        self.virtual_host: str = params.virtual_host
+        self.event_source_arn = self.source.broker.arn
 
     def _environment(self) -> ExecutionEnvironment:
-        kwargs: dict[str, Any] = {
-            "spec": self.spec,
-            "env_overrides": self.env_overrides,
-            "nice": self.nice,
-        }
+        kwargs: dict[str, Any] = {"spec": self.spec, "site": self.site, "nice": self.nice}
         if self.output is not None:
             kwargs["output"] = self.output
         return ExecutionEnvironment(**kwargs)
@@ -143,23 +133,27 @@ class EventSourceMapping:
                     break
                 delay = self.reconnect.next_delay()
                 LOGGER.warning(
-                    "%s: broker unreachable at %s (%r); reconnecting in %.1fs",
-                    self.spec.name,
-                    describe(self.amqp_url),
-                    exc,
-                    delay,
+                    "%s: %s; reconnecting in %.1fs", self.spec.name, self._problem(exc), delay
                 )
                 self._stop.wait(delay)
         self._finish()
 
+    def _problem(self, exc: BaseException) -> str:
+        where = describe(self.amqp_url)
+        if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == 404:
+            return f"queue {self.source.queue} does not exist at {where}"
+        return f"broker unreachable at {where} ({exc!r})"
+
     def _consume(self) -> None:
-        connection = BlockingConnection(connection_parameters(self.amqp_url))
+        connection = BlockingConnection(parameters(self.amqp_url))
         self._connection = connection
         self._generation += 1
         try:
             channel = connection.channel()
-            topology.declare(channel, [self.source.rule_queue])
-            prefetch = self.source.batch_size * (self.source.concurrency + 1)
+            # The queue is the broker's topology, declared by whoever owns it; a missing one
+            # fails here (404), and the mapping tries again after its backoff.
+            channel.queue_declare(self.source.queue, passive=True)
+            prefetch = self.source.batch_size * (self.spec.concurrency + 1)
             channel.basic_qos(prefetch_count=min(65535, prefetch))
             channel.basic_consume(self.source.queue, functools.partial(self._on_message, channel))
             self.reconnect.reset()

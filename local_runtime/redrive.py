@@ -7,21 +7,19 @@ import logging
 import pika
 import pika.exceptions
 
-from credit.publisher import connection_parameters
-from local_runtime.declaration import EventSource
+from local_runtime.brokers import parameters
 
 LOGGER = logging.getLogger(__name__)
 
 
-def redrive(source: EventSource, amqp_url: str | None = None, limit: int | None = None) -> int:
+def redrive(queue: str, dead_letter_queue: str, amqp_url: str, limit: int | None = None) -> int:
     """Republish up to `limit` messages from the DLQ to the function's queue; returns the count.
 
     Each message is published with confirms straight to the queue (default exchange), body and
     properties unchanged but for the broker's x-death and delivery-count headers, and only then
     removed from the DLQ: a failure part-way leaves it where it was.
     """
-    dead_letter_queue = source.rule_queue.dead_letter_queue
-    connection = pika.BlockingConnection(connection_parameters(amqp_url))
+    connection = pika.BlockingConnection(parameters(amqp_url))
     moved = 0
     try:
         channel = connection.channel()
@@ -46,11 +44,11 @@ def redrive(source: EventSource, amqp_url: str | None = None, limit: int | None 
                 )
             }
             properties.headers = headers or None
-            channel.basic_publish("", source.queue, body, properties, mandatory=True)
+            channel.basic_publish("", queue, body, properties, mandatory=True)
             channel.basic_ack(method.delivery_tag)
             moved += 1
     finally:
         if connection.is_open:
             connection.close()
-    LOGGER.info("moved %d message(s) from %s to %s", moved, dead_letter_queue, source.queue)
+    LOGGER.info("moved %d message(s) from %s to %s", moved, dead_letter_queue, queue)
     return moved

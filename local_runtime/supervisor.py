@@ -1,4 +1,11 @@
-"""Starts the whole system: topology, schema, a mapping per function, the outbox relay, the API."""
+"""Runs what a template declares: a mapping per MQ event, the schedules, and the API.
+
+The runtime knows nothing of the application it runs. It emulates three AWS services for
+whatever the template holds: Amazon MQ event source mappings (a consumer per mapping and the
+execution environments it invokes), EventBridge schedules (the template's rules and a Chalice
+app's `@app.schedule` functions), and API Gateway's proxy integration (a process of its own,
+`start --api-only`, which the runtime starts, starts again if it dies, and stops with itself).
+"""
 
 from __future__ import annotations
 
@@ -11,123 +18,201 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 import pika
 import pika.exceptions
 
-from credit import cache, mysql, settings, topology
-from credit.async_publisher import PipelinedPublisher
-from credit.errors import CreditError, StoreUnavailable
-from credit.mysql import TicketStore
-from credit.outbox import OutboxCleaner
-from credit.publisher import ConfirmingPublisher, connection_parameters, describe
-from credit.service import CreditService, relay_outbox
-from credit.ticket_writer import BatchingTicketWriter
+from declarations.model import Function, Project, Schedule
+from local_runtime import chalice_app, control
 from local_runtime.backoff import Backoff
-from local_runtime.declaration import FunctionSpec
+from local_runtime.brokers import BrokerMap, describe, parameters
+from local_runtime.environment import ExecutionEnvironment, Site, lambda_environment
 from local_runtime.mapping import EventSourceMapping, Observer
+from local_runtime.scheduler import ScheduledFunction, Scheduler
 
 LOGGER = logging.getLogger(__name__)
-RELAY_INTERVAL_SECONDS = 1.0
-PROCESS_ROLE_VARIABLE = "CREDIT_RUNTIME_PROCESS"  # "api" in the API's own process
+PROCESS_ROLE_VARIABLE = "LOCAL_RUNTIME_PROCESS"  # "api" in the API's own process
+# Set in the API's process, which serves many requests at once on this many threads and lives
+# as long as the runtime: an app may choose a path built for that (a Lambda environment serves
+# one request at a time and may be frozen between them).
+API_THREADS_VARIABLE = "LOCAL_RUNTIME_API_THREADS"
 API_START_SECONDS = 30.0
 API_STOP_SECONDS = 15.0
 
 
 class StartupError(RuntimeError):
-    """A service the system needs is not there; the message names the URL tried."""
+    """Something the runtime needs is not there; the message names it in one line."""
 
 
-def rule_names(specs: Sequence[FunctionSpec]) -> tuple[str, ...]:
-    """The rules a new ticket requires: every function fed by the credit-requests exchange."""
-    return tuple(
-        spec.event_source.routing_key
-        for spec in specs
-        if spec.event_source is not None and spec.event_source.exchange == topology.EXCHANGE
-    )
+def check_brokers(urls: Sequence[str]) -> None:
+    """Connect once to each broker the mappings use: a wrong URL is one clear line at start."""
+    for url in sorted(set(urls)):
+        try:
+            pika.BlockingConnection(parameters(url)).close()
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise StartupError(f"RabbitMQ is not reachable at {describe(url)}: {exc!r}") from exc
 
 
-def prepare(
-    specs: Sequence[FunctionSpec],
-    amqp_url: str | None = None,
-    mysql_url: str | None = None,
-    redis_url: str | None = None,
-) -> None:
-    """Apply the schema and the topology, and check Redis: one clear line per missing service."""
-    try:
-        mysql.migrate(mysql_url)
-    except CreditError as exc:
-        raise StartupError(str(exc)) from exc
-    try:
-        cache.TicketCache(cache.client(redis_url)).ping()
-    except StoreUnavailable as exc:
-        url = settings.get(settings.REDIS_URL, redis_url)
-        raise StartupError(f"Redis is not reachable at {url}: {exc}") from exc
-    try:
-        connection = pika.BlockingConnection(connection_parameters(amqp_url))
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        raise StartupError(f"RabbitMQ is not reachable at {describe(amqp_url)}: {exc!r}") from exc
-    try:
-        topology.declare(
-            connection.channel(),
-            [spec.event_source.rule_queue for spec in specs if spec.event_source is not None],
-        )
-    finally:
-        connection.close()
+def api_functions(project: Project) -> list[Function]:
+    """The functions API Gateway routes requests to."""
+    served = {route.function for route in project.routes}
+    return [project.functions[name] for name in sorted(served)]
 
 
 @dataclass
 class Runtime:
-    """The running system; start() returns once everything is up, stop() undoes it."""
+    """The running emulation; start() returns once everything is up, stop() undoes it."""
 
-    specs: Sequence[FunctionSpec]
-    amqp_url: str | None = None
+    project: Project
+    brokers: BrokerMap
+    site: Site = field(default_factory=Site)
+    # Only these functions' MQ mappings and schedule rules (logical ids); all when empty.
+    # The API, and a Chalice API's own schedules, run unless `api` is False.
+    only: Sequence[str] = ()
     api: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
-    relay: bool = True
-    # Serve the API from a process of its own: it then has its own GIL, and a request thread
-    # never holds up the consumers (on AWS, API Gateway's Lambda is another process too).
-    api_process: bool = False
-    parent_pid: int | None = None  # in the API's process: stop when this process is gone
+    api_command: Sequence[str] = ()  # how to start `start --api-only` for this project
     background_nice: int = 0  # consumers and workers this far below the API's priority
     observer: Observer | None = None
     mappings: list[EventSourceMapping] = field(default_factory=list)
+    scheduler: Scheduler | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _server: object | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list)
     _api_child: subprocess.Popen[bytes] | None = None
+    _control: control.ControlServer | None = None
+
+    def selected(self, function: Function) -> bool:
+        return not self.only or function.logical_id in self.only
 
     def start(self) -> None:
-        os.environ.setdefault(settings.RULES, ",".join(rule_names(self.specs)))
-        for spec in self.specs:
-            if spec.event_source is None:
-                continue
-            mapping = EventSourceMapping(
-                spec, amqp_url=self.amqp_url, observer=self.observer, nice=self.background_nice
-            )
-            self.mappings.append(mapping)
-            self._spawn(mapping.run, f"mapping-{spec.name}")
-        if self.relay:
-            self._spawn(self._relay_loop, "outbox-relay")
-        if self.api and self.api_process:
+        for warning in self.project.warnings:
+            LOGGER.warning("%s", warning)
+        sources = [
+            s for s in self.project.mq_sources if self.selected(self.project.functions[s.function])
+        ]
+        check_brokers([self.brokers.consumed(source)[0] for source in sources])
+        for source in sources:
+            self._start_mapping(source)
+        self._start_schedules()
+        if self.api and api_functions(self.project):
             self._start_api_process()
-        elif self.api:
-            from local_runtime import gateway
-
-            app = gateway.load_app()
-            self._install_api_service()
-            server, _ = gateway.serve(app, self.host, self.port)
-            self._server = server
-            self.port = server.server_address[1]
+        self._control = control.ControlServer(
+            control.socket_path(self.project.template), self.commands()
+        )
+        self._control.start()
         # What start-up loaded lives as long as the process: keep the collector off it, so
-        # a full collection walks only what requests allocate (shorter pauses, less CPU).
+        # a full collection walks only what later work allocates.
         gc.freeze()
+
+    def _start_mapping(self, source: object) -> None:
+        from declarations.model import MqSource
+
+        assert isinstance(source, MqSource)
+        function = self.project.functions[source.function]
+        if not source.enabled:
+            LOGGER.info(
+                "%s: mapping %s is disabled (Enabled: false)", function.name, source.logical_id
+            )
+            return
+        url, virtual_host = self.brokers.consumed(source)
+        mapping = EventSourceMapping(
+            function,
+            source,
+            url,
+            virtual_host=virtual_host,
+            site=self.site,
+            observer=self.observer,
+            nice=self.background_nice,
+        )
+        self.mappings.append(mapping)
+        self._spawn(mapping.run, f"mapping-{source.logical_id}")
+
+    def _start_schedules(self) -> None:
+        targets = [
+            ScheduledFunction(schedule, ExecutionEnvironment(function, site=self.site))
+            for schedule, function in self._schedules()
+        ]
+        if targets:
+            self.scheduler = Scheduler(targets, self.site)
+            self.scheduler.start()
+            for target in targets:
+                LOGGER.info(
+                    "%s: scheduled %s", target.environment.spec.name, target.schedule.expression
+                )
+
+    def _schedules(self) -> list[tuple[Schedule, Function]]:
+        """The template's schedule rules, and the `@app.schedule`s of Chalice API functions,
+        each a function of its own as `chalice package` would deploy it."""
+        found = [
+            (schedule, self.project.functions[schedule.function])
+            for schedule in self.project.schedules
+            if self.selected(self.project.functions[schedule.function])
+        ]
+        for function in api_functions(self.project) if self.api else []:
+            app = chalice_app.probe(
+                function.code_dir, function.handler, lambda_environment(function, self.site)
+            )
+            for warning in app.not_emulated:
+                LOGGER.warning(
+                    "%s: Chalice event source not emulated locally: %s", function.name, warning
+                )
+            for item in app.schedules:
+                scheduled = replace(
+                    function,
+                    logical_id=f"{function.logical_id}-{item.name}",
+                    name=f"{function.name}-{item.name}",
+                    handler=item.handler,
+                )
+                schedule = Schedule(
+                    logical_id=scheduled.logical_id,
+                    function=scheduled.logical_id,
+                    expression=item.expression,
+                    rule_name=scheduled.name,
+                )
+                found.append((schedule, scheduled))
+        return found
+
+    def commands(self) -> dict[str, control.Command]:
+        """What `credit-runtime status|trigger` may ask of this runtime."""
+        return {"status": self._status, "trigger": self._trigger}
+
+    def _status(self, _: list[str]) -> dict[str, object]:
+        return {
+            "pid": os.getpid(),
+            "mappings": {
+                m.source.logical_id: {
+                    "function": m.spec.name,
+                    "queue": m.source.queue,
+                    "connected": m.connected.is_set(),
+                }
+                for m in self.mappings
+            },
+            "schedules": {
+                name: {
+                    "expression": t.schedule.expression,
+                    "invocations": t.invocations,
+                    "failures": t.failures,
+                }
+                for name, t in (self.scheduler.targets if self.scheduler else {}).items()
+            },
+            "api": None if self._api_child is None else f"http://{self.host}:{self.port}",
+        }
+
+    def _trigger(self, args: list[str]) -> str:
+        if self.scheduler is None or len(args) != 1:
+            raise ValueError(
+                "trigger takes one schedule name; this runtime runs none"
+                if self.scheduler is None
+                else "trigger takes one schedule name"
+            )
+        self.scheduler.trigger(args[0])
+        return f"{args[0]} triggered"
+
+    # --- the API process -------------------------------------------------------------------
 
     def _start_api_process(self) -> None:
         if self.port == 0:
@@ -139,13 +224,8 @@ class Runtime:
 
     def _spawn_api(self) -> subprocess.Popen[bytes]:
         """`start --api-only` in a child process; returns once it accepts connections."""
-        command = [sys.executable, "-m", "local_runtime"]
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
-            command.append("--verbose")
-        command += ["start", "--api-only", "--host", self.host, "--port", str(self.port)]
-        command += ["--parent-pid", str(os.getpid())]
-        if self.amqp_url:
-            command += ["--amqp-url", self.amqp_url]
+        command = [sys.executable, "-m", "local_runtime", *self.api_command]
+        command += ["--host", self.host, "--port", str(self.port), "--parent-pid", str(os.getpid())]
         child = subprocess.Popen(command, env={**os.environ, PROCESS_ROLE_VARIABLE: "api"})
         deadline = time.monotonic() + API_START_SECONDS
         while time.monotonic() < deadline:
@@ -161,7 +241,7 @@ class Runtime:
         raise StartupError(f"the API process did not listen on port {self.port} in time")
 
     def _watch_api(self) -> None:
-        """Start the API process again if it dies; nothing else may take the system down."""
+        """Start the API process again if it dies; nothing else may take the runtime down."""
         backoff = Backoff(initial=0.5, cap=5.0)
         while not self._stop.wait(0.5):
             child = self._api_child
@@ -191,78 +271,51 @@ class Runtime:
             child.kill()
             child.wait()
 
-    def _install_api_service(self) -> None:
-        """Wire the API for a long-running process: confirms pipelined across requests on
-        one connection, and the outbox cleared in batches (on Lambda the app wires itself
-        with the synchronous publisher)."""
-        from chalicelib import dependencies
-
-        store = TicketStore()
-        cleaner = OutboxCleaner(store)
-        # The ticket and its messages are committed to the outbox before publishing, so the
-        # request need not wait for the broker: the relay sends whatever is not confirmed.
-        publisher = PipelinedPublisher(self.amqp_url, on_confirmed=cleaner.confirmed, wait=False)
-        views = cache.TicketCache(cache.client())
-        writer = BatchingTicketWriter(store, views)
-        self._closers.extend([publisher.close, cleaner.close, writer.close])
-        dependencies.install(
-            CreditService(
-                store=store,
-                cache=views,
-                publisher=publisher,
-                rules=settings.get_list(settings.RULES),
-                clear_outbox=False,
-                writer=writer,
-            )
-        )
+    # --- lifecycle ---------------------------------------------------------------------------
 
     def _spawn(self, target: object, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
         thread.start()
         self._threads.append(thread)
 
-    def _relay_loop(self) -> None:
-        store, publisher = TicketStore(), ConfirmingPublisher(self.amqp_url)
-        backoff = Backoff(initial=0.5, cap=2.0)
-        delay = RELAY_INTERVAL_SECONDS
-        while not self._stop.wait(delay):
-            try:
-                while relay_outbox(store, publisher, grace=timedelta(seconds=2)):
-                    pass
-                backoff.reset()
-                delay = RELAY_INTERVAL_SECONDS
-            except StoreUnavailable as exc:
-                delay = backoff.next_delay()
-                LOGGER.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
-        publisher.close()
-
     def stop(self) -> None:
         """Stop taking requests, let in-flight batches finish or return them, stop workers."""
         self._stop.set()
+        if self._control is not None:
+            self._control.stop()
         self._stop_api_process()
-        if self._server is not None:
-            self._server.shutdown()  # type: ignore[attr-defined]
-            self._server.server_close()  # type: ignore[attr-defined]
         for mapping in self.mappings:
             mapping.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for thread in self._threads:
             thread.join(timeout=60)
-        for close in self._closers:
-            close()
 
     def run_until_signalled(self) -> None:
         """start(), then block until SIGINT or SIGTERM, then stop() cleanly."""
-        received = threading.Event()
-
-        def on_signal(signum: int, _: FrameType | None) -> None:
-            LOGGER.info("received %s, shutting down", signal.Signals(signum).name)
-            received.set()
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        received = install_stop_signals()
         self.start()
-        while not received.wait(0.5):
-            if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                LOGGER.warning("the runtime that started this process is gone; stopping")
-                break
+        received.wait()
         self.stop()
+
+
+def install_stop_signals(parent_pid: int | None = None) -> threading.Event:
+    """An event set on SIGINT or SIGTERM (or, given parent_pid, when that process is gone)."""
+    received = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        LOGGER.info("received %s, shutting down", signal.Signals(signum).name)
+        received.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if parent_pid is not None:
+
+        def watch_parent() -> None:
+            while not received.wait(0.5):
+                if os.getppid() != parent_pid:
+                    LOGGER.warning("the runtime that started this process is gone; stopping")
+                    received.set()
+
+        threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    return received

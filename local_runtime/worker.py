@@ -50,13 +50,16 @@ def load_handler(task_root: str, spec: str) -> Handler:
     return handler
 
 
-def invoke(handler: Handler, message: dict[str, Any], memory_mb: int) -> tuple[bool, Any]:
+def invoke(
+    handler: Handler, message: dict[str, Any], memory_mb: int, function_arn: str
+) -> tuple[bool, Any]:
     """Run the handler once; returns (ok, payload or Lambda error document)."""
     context = LambdaContext(
         function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
         memory_limit_in_mb=os.environ.get(MEMORY_VARIABLE, str(memory_mb)),
         aws_request_id=message["request_id"],
         deadline_ms=message["deadline_ms"],
+        invoked_function_arn=function_arn,
     )
     try:
         payload = handler(message["event"], context)
@@ -100,7 +103,12 @@ def configure_logging() -> None:
     root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
 
 
-def serve(requests: Connection, responses: Connection, spawned_at: float | None = None) -> None:
+def serve(
+    requests: Connection,
+    responses: Connection,
+    spawned_at: float | None = None,
+    function_arn: str = "",
+) -> None:
     """Import the handler (the init phase), then answer invocations until the pipe closes.
 
     Init Duration counts from when the runtime spawned this process, as AWS's counts the
@@ -129,7 +137,7 @@ def serve(requests: Connection, responses: Connection, spawned_at: float | None 
         request_id = message["request_id"]
         REQUEST_ID.request_id = request_id
         began = time.perf_counter()
-        ok, payload = invoke(handler, message, memory_mb)
+        ok, payload = invoke(handler, message, memory_mb, function_arn)
         duration_ms = (time.perf_counter() - began) * 1000
         _flush_output()  # the runtime writes END once the result is in: output goes first
         fields = {"payload": payload} if ok else {"error": payload}
@@ -156,8 +164,9 @@ def main() -> None:
     requests = Connection(int(sys.argv[1]), writable=False)
     responses = Connection(int(sys.argv[2]), readable=False)
     spawned_at = float(sys.argv[3]) if len(sys.argv) > 3 else None
+    function_arn = sys.argv[4] if len(sys.argv) > 4 else ""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    serve(requests, responses, spawned_at)
+    serve(requests, responses, spawned_at, function_arn)
 
 
 if __name__ == "__main__":

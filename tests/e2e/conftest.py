@@ -1,4 +1,5 @@
-"""Starts the real system (`python -m local_runtime start`) against the test services."""
+"""Starts the real system against the test services: the app's set-up (`python -m credit
+setup`), then the runtime on the project's template (`python -m local_runtime start`)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ class System:
     """A running runtime process and an HTTP client for it."""
 
     vhost: str
-    functions_dir: Path = ROOT / "functions"
+    template: Path = ROOT
     port: int = field(default_factory=free_port)
+    settings: dict[str, str] = field(default_factory=dict)  # more environment for the app
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -43,19 +45,24 @@ class System:
 
     def start(self, log_path: Path, *functions: str) -> None:
         ensure_vhost(self.vhost)
+        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url, **self.settings}
+        subprocess.run(
+            [sys.executable, "-m", "credit", "setup"], env=env, check=True, capture_output=True
+        )
         self._purge()
-        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url}
         self.log_path = log_path
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "local_runtime",
-                "--functions-dir",
-                str(self.functions_dir),
+                "--template",
+                str(self.template),
                 "start",
                 "--port",
                 str(self.port),
+                "--inherit-env",
+                ",".join(["AMQP_URL", "REDIS_URL", "MYSQL_URL", *self.settings]),
                 *functions,
             ],
             env=env,

@@ -18,7 +18,7 @@ def _api_children(runtime_pid: int) -> list[psutil.Process]:
     children = []
     for child in psutil.Process(runtime_pid).children():
         try:
-            if child.environ().get("CREDIT_RUNTIME_PROCESS") == "api":
+            if child.environ().get("LOCAL_RUNTIME_PROCESS") == "api":
                 children.append(child)
         except psutil.Error:
             continue

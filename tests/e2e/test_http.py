@@ -49,7 +49,7 @@ def test_readme_counter_example_is_not_approved_with_both_rules_failed(system):
 @pytest.fixture(scope="module")
 def age_only_system(tmp_path_factory, services_ready):
     running = System(vhost=f"{TEST_VHOST}-age-only-{uuid.uuid4().hex[:8]}")
-    running.start(tmp_path_factory.mktemp("age-only") / "runtime.log", "age_rule")
+    running.start(tmp_path_factory.mktemp("age-only") / "runtime.log", "AgeRule")
     yield running
     assert running.stop() == 0
     delete_vhost(running.vhost)

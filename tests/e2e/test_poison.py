@@ -1,6 +1,5 @@
 """A message that makes the handler raise every time ends in the DLQ; later tickets still flow."""
 
-import json
 import shutil
 import time
 import uuid
@@ -9,7 +8,7 @@ import pika
 import pytest
 
 from tests.e2e.conftest import System
-from tests.helpers import FUNCTIONS, TEST_VHOST, delete_vhost
+from tests.helpers import FUNCTIONS, ROOT, TEST_VHOST, delete_vhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,15 +30,21 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def poisoned_system(tmp_path_factory, services_ready):
-    functions = tmp_path_factory.mktemp("functions")
-    for name in ("age_rule", "value_rule"):
-        shutil.copytree(FUNCTIONS / name, functions / name)
-    (functions / "age_rule" / "poison_handler.py").write_text(POISON_HANDLER)
-    declaration = json.loads((functions / "age_rule" / "function.json").read_text())
-    declaration["handler"] = "poison_handler.handler"
-    declaration["event_source"]["delivery_limit"] = 3
-    (functions / "age_rule" / "function.json").write_text(json.dumps(declaration))
-    running = System(vhost=f"{TEST_VHOST}-poison-{uuid.uuid4().hex[:8]}", functions_dir=functions)
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "template.yaml", project / "template.yaml")
+    for name in ("api", "age_rule", "value_rule"):
+        shutil.copytree(FUNCTIONS / name, project / "functions" / name)
+    age_rule = project / "functions" / "age_rule"
+    (age_rule / "poison_handler.py").write_text(POISON_HANDLER)
+    fragment = age_rule / "template.yaml"
+    fragment.write_text(
+        fragment.read_text().replace("Handler: handler.handler", "Handler: poison_handler.handler")
+    )
+    running = System(
+        vhost=f"{TEST_VHOST}-poison-{uuid.uuid4().hex[:8]}",
+        template=project,
+        settings={"RULE_DELIVERY_LIMIT": "3"},
+    )
     running.start(tmp_path_factory.mktemp("poison") / "runtime.log")
     yield running
     assert running.stop() == 0

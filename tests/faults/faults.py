@@ -14,7 +14,7 @@ from tests.faults.load import LoadGenerator
 from tests.faults.stack import Stack
 
 LOGGER = logging.getLogger(__name__)
-FUNCTIONS = ("age_rule", "value_rule")
+FUNCTIONS = ("AgeRule", "ValueRule")
 BROKER_DOWN_SECONDS = 1.0
 STORE_DOWN_SECONDS = 1.0
 REPLACEMENT_SECONDS = 30.0

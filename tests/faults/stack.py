@@ -141,12 +141,33 @@ class Stack:
     # --- the runtime -------------------------------------------------------------------
 
     def start_runtime(self) -> None:
-        """`python -m local_runtime start --port P` against the private servers, until healthy."""
+        """The app's set-up, then `python -m local_runtime --template . start --port P` against
+        the private servers, until healthy."""
         env = {**os.environ, **self.env}
         env.pop("CREDIT_RULES", None)
         self._log = self.log_path.open("ab")
+        # The app's own set-up first (schema, topology), as `./dev up` runs it.
+        subprocess.run(
+            [sys.executable, "-m", "credit", "setup"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
         self._runtime = subprocess.Popen(
-            [sys.executable, "-m", "local_runtime", "start", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "local_runtime",
+                "--template",
+                str(ROOT),
+                "start",
+                "--port",
+                str(self.port),
+                "--inherit-env",
+                "AMQP_URL,REDIS_URL,MYSQL_URL",
+            ],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

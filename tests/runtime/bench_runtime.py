@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pika
 
-from credit import topology
 from local_runtime.environment import ExecutionEnvironment
 from local_runtime.events import Delivery, broker_arn, build_event
 from local_runtime.mapping import BatchReport, EventSourceMapping
 from tests.helpers import TEST_URLS
-from tests.runtime.conftest import TEST_EXCHANGE, load_spec, read_records
+from tests.runtime.conftest import TEST_EXCHANGE, declare_queue, load_spec, read_records
 
 AMQP_URL = TEST_URLS["AMQP_URL"]
 
@@ -45,7 +44,7 @@ def cold_starts(rounds: int) -> None:
     spec = load_spec("noop", "bench.unused")
     init, spawn = [], []
     for _ in range(rounds):
-        environment = ExecutionEnvironment(spec, output=io.StringIO())
+        environment = ExecutionEnvironment(spec.function, output=io.StringIO())
         began = time.perf_counter()
         init.append(environment.start())
         spawn.append((time.perf_counter() - began) * 1000)
@@ -56,7 +55,7 @@ def cold_starts(rounds: int) -> None:
 
 def round_trips(rounds: int) -> None:
     spec = load_spec("noop", "bench.unused")
-    environment = ExecutionEnvironment(spec, output=io.StringIO())
+    environment = ExecutionEnvironment(spec.function, output=io.StringIO())
     arn = broker_arn("127.0.0.1", 5672)
     for size in (1, 100):
         deliveries = [Delivery(b'{"ticket": "x", "age": 20}', pika.BasicProperties())] * size
@@ -99,8 +98,7 @@ def throughput(
     with bench_queue(channel) as queue:
         window = 0.0 if batch_size == 1 else 0.5
         spec = load_spec("noop", queue, batch_size=batch_size, maximum_batching_window=window)
-        assert spec.event_source is not None
-        topology.declare(channel, [spec.event_source.rule_queue])
+        declare_queue(channel, spec)
         for number in range(messages):
             channel.basic_publish(TEST_EXCHANGE, queue, b'{"n": %d}' % number)
         done = threading.Event()
@@ -112,7 +110,7 @@ def throughput(
                 done.set()
 
         mapping = EventSourceMapping(
-            spec, amqp_url=AMQP_URL, output=io.StringIO(), observer=observe
+            spec.function, spec.source, AMQP_URL, output=io.StringIO(), observer=observe
         )
         with mapping_running(mapping):
             assert done.wait(300), "not every message was processed"
@@ -132,9 +130,8 @@ def publish_to_start(
     with bench_queue(channel) as queue, tempfile.TemporaryDirectory() as folder:
         records = Path(folder) / "records.jsonl"
         spec = load_spec("recorder", queue, records, batch_size=100, maximum_batching_window=0)
-        assert spec.event_source is not None
-        topology.declare(channel, [spec.event_source.rule_queue])
-        mapping = EventSourceMapping(spec, amqp_url=AMQP_URL, output=io.StringIO())
+        declare_queue(channel, spec)
+        mapping = EventSourceMapping(spec.function, spec.source, AMQP_URL, output=io.StringIO())
         latencies = []
         with mapping_running(mapping):
             for number in range(rounds + 1):

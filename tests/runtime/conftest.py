@@ -19,15 +19,45 @@ import pika.exceptions
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
-from credit import topology
-from local_runtime import declaration
+from declarations.model import Broker as DeclaredBroker
+from declarations.model import Function, MqSource
+from declarations.reader import read
 from local_runtime.backoff import Backoff
-from local_runtime.declaration import FunctionSpec
 from local_runtime.mapping import BatchReport, EventSourceMapping
 from tests.helpers import TEST_URLS, ensure_vhost
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
 TEST_EXCHANGE = "local-runtime.tests"
+DEAD_LETTER_EXCHANGE = "local-runtime.tests.dlx"
+TEST_BROKER = DeclaredBroker(
+    "arn:aws:mq:us-east-1:000000000000:broker:tests:b-6b7e0b0e-8f2e-4c1e-9c1a-2f0f0c0e7a11"
+)
+# How each test function's mapping batches by default, and its queue's delivery limit.
+MAPPINGS = {
+    "env_a": {"batch_size": 1, "maximum_batching_window": 0},
+    "env_b": {"batch_size": 1, "maximum_batching_window": 0},
+    "noop": {"batch_size": 10, "maximum_batching_window": 0.1},
+    "recorder": {"batch_size": 10, "maximum_batching_window": 0.2},
+    "sleeper": {"batch_size": 5, "maximum_batching_window": 0.1},
+}
+DELIVERY_LIMITS = {"noop": 3, "recorder": 2, "sleeper": 3}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A test function and the mapping that feeds it from a queue of the test's own."""
+
+    function: Function
+    source: MqSource
+    delivery_limit: int = 10
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.source.queue}.dlq"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.02) -> Any:
@@ -50,6 +80,11 @@ def read_records(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
     return [line for line in lines if kind is None or line.get("kind") == kind]
 
 
+def load_function(name: str) -> Function:
+    """A test function as tests/runtime/functions/template.yaml declares it."""
+    return read(FUNCTIONS_DIR).function(name)
+
+
 def load_spec(
     name: str,
     queue: str,
@@ -57,26 +92,35 @@ def load_spec(
     *,
     environment: dict[str, str] | None = None,
     timeout: float | None = None,
+    concurrency: int | None = None,
+    delivery_limit: int | None = None,
     **source_changes: Any,
-) -> FunctionSpec:
-    """A test function's declaration, pointed at a queue of its own; keyword arguments
-    change its event source (batch_size=..., maximum_batching_window=...)."""
-    spec = declaration.load(FUNCTIONS_DIR / name)
-    assert spec.event_source is not None
-    source = dataclasses.replace(
-        spec.event_source, queue=queue, routing_key=queue, exchange=TEST_EXCHANGE, **source_changes
-    )
-    env = dict(spec.environment)
+) -> Declared:
+    """A test function fed by a queue of its own; keyword arguments change its mapping
+    (batch_size=..., maximum_batching_window=...)."""
+    function = load_function(name)
+    env = dict(function.environment)
     if record_file is not None:
         env["RECORD_FILE"] = str(record_file)
     env.update(environment or {})
-    spec = dataclasses.replace(spec, event_source=source, environment=env)
-    return spec if timeout is None else dataclasses.replace(spec, timeout=timeout)
+    changes: dict[str, Any] = {"environment": env}
+    if timeout is not None:
+        changes["timeout"] = timeout
+    if concurrency is not None:
+        changes["concurrency"] = concurrency
+    source = MqSource(
+        logical_id=f"{function.logical_id}Queue",
+        function=function.logical_id,
+        broker=TEST_BROKER,
+        queue=queue,
+        **{**MAPPINGS[name], **source_changes},
+    )
+    return Declared(dataclasses.replace(function, **changes), source, DELIVERY_LIMITS.get(name, 10))
 
 
 def one_at_a_time(
     broker: Broker, record_file: Path, name: str = "recorder"
-) -> tuple[str, FunctionSpec]:
+) -> tuple[str, Declared]:
     """A test function on a declared queue of its own, invoked for each message at once
     (batch size 1, no batching window); returns the queue and the declaration."""
     queue = broker.new_queue()
@@ -103,6 +147,25 @@ def amqp_url() -> str:
     return url
 
 
+def declare_queue(channel: BlockingChannel, spec: Declared) -> None:
+    """A test function's queue as the credit app declares its own: a quorum queue with a
+    delivery limit, dead-lettered to `<queue>.dlq`, bound to the test exchange by its name."""
+    queue = spec.source.queue
+    channel.exchange_declare(TEST_EXCHANGE, "topic", durable=True)
+    channel.exchange_declare(DEAD_LETTER_EXCHANGE, "direct", durable=True)
+    quorum = {"x-queue-type": "quorum"}
+    channel.queue_declare(spec.dead_letter_queue, durable=True, arguments=quorum)
+    channel.queue_bind(spec.dead_letter_queue, DEAD_LETTER_EXCHANGE, spec.dead_letter_queue)
+    arguments = {
+        **quorum,
+        "x-delivery-limit": spec.delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": spec.dead_letter_queue,
+    }
+    channel.queue_declare(queue, durable=True, arguments=arguments)
+    channel.queue_bind(queue, TEST_EXCHANGE, queue)
+
+
 @dataclass
 class Broker:
     """A confirm-mode channel on the test vhost, and the queues a test made (deleted after)."""
@@ -115,9 +178,8 @@ class Broker:
         self.queues.append(name)
         return name
 
-    def declare(self, spec: FunctionSpec) -> None:
-        assert spec.event_source is not None
-        topology.declare(self.channel, [spec.event_source.rule_queue])
+    def declare(self, spec: Declared) -> None:
+        declare_queue(self.channel, spec)
 
     def publish(self, queue: str, body: bytes, **properties: Any) -> None:
         properties.setdefault("delivery_mode", 2)
@@ -174,13 +236,19 @@ class Running:
 
 
 @contextlib.contextmanager
-def running(spec: FunctionSpec, amqp_url: str, **kwargs: Any) -> Iterator[Running]:
+def running(spec: Declared, amqp_url: str, **kwargs: Any) -> Iterator[Running]:
     """Run a mapping for the duration of a with block; stops it and its workers after."""
     output = io.StringIO()
     reports: list[BatchReport] = []
     kwargs.setdefault("failure_backoff", Backoff(initial=0.05, cap=0.2))
+    kwargs.setdefault("virtual_host", pika.URLParameters(amqp_url).virtual_host)
     mapping = EventSourceMapping(
-        spec, amqp_url=amqp_url, output=output, observer=reports.append, **kwargs
+        spec.function,
+        spec.source,
+        amqp_url,
+        output=output,
+        observer=reports.append,
+        **kwargs,
     )
     thread = threading.Thread(target=mapping.run, name=f"test-{spec.name}", daemon=True)
     thread.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
-from tests.runtime.conftest import FUNCTIONS_DIR, read_records, wait_until
+from tests.runtime.conftest import FUNCTIONS_DIR, load_spec, read_records, wait_until
 from tests.runtime.test_events import SAMPLE, SAMPLE_PATH, SAMPLE_RECORD, key_paths
 
 
 def cli(
-    *args: str, functions_dir: Path = FUNCTIONS_DIR, stdin: str | None = None, timeout: float = 60
+    *args: str, template: Path = FUNCTIONS_DIR, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "local_runtime", "--functions-dir", str(functions_dir), *args],
+        [sys.executable, "-m", "local_runtime", "--template", str(template), *args],
         capture_output=True,
         text=True,
         input=stdin,
@@ -36,17 +36,42 @@ def cli(
 def test_help_names_every_command():
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("start", "list", "invoke", "generate-event"):
+    for command in ("start", "list", "invoke", "generate-event", "redrive", "status", "trigger"):
         assert command in result.stdout
 
 
-def test_list_shows_each_function_with_its_source():
-    result = cli("list")
-    assert result.returncode == 0
-    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert sorted(lines) == ["env_a", "env_b", "noop", "recorder", "sleeper"]
-    assert "test.recorder <- local-runtime.tests[test.recorder]" in lines["recorder"]
-    assert "batch=10" in lines["recorder"] and "timeout=5s" in lines["recorder"]
+def test_list_shows_each_function_with_its_triggers(tmp_path):
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        re.sub(
+            r"Code: (\w+)",
+            rf"Code: {FUNCTIONS_DIR}/\1",
+            (FUNCTIONS_DIR / "template.yaml").read_text(),
+        )
+        + """
+  RecorderQueue:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref Recorder
+      EventSourceArn: arn:aws:mq:us-east-1:000000000000:broker:tests:b-tests
+      Queues: [test.recorder]
+      BatchSize: 10
+"""
+    )
+    result = cli("list", template=template)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    names = [line.split()[0] for line in lines if not line.startswith(" ")]
+    assert names == ["EnvA", "EnvB", "Noop", "Recorder", "Sleeper"]
+    recorder = lines.index(next(line for line in lines if line.startswith("Recorder ")))
+    assert "timeout=5s" in lines[recorder]
+    assert lines[recorder + 1].split() == [
+        "mq",
+        "test.recorder",
+        "batch=10",
+        "window=0.5s",
+        "concurrency=1",
+    ]
 
 
 def test_invoke_runs_a_handler_once_with_an_event_file():
@@ -74,19 +99,28 @@ def test_invoke_reads_the_event_from_stdin_and_reports_a_handler_error():
 def test_invoke_of_an_unknown_function_names_it():
     result = cli("invoke", "nobody", "-e", str(SAMPLE_PATH))
     assert result.returncode == 2
-    assert "no function named nobody" in result.stderr
+    assert "no function named 'nobody'" in result.stderr
 
 
-def test_a_bad_declaration_stops_the_cli_with_file_and_field(tmp_path):
-    folder = tmp_path / "broken"
-    folder.mkdir()
-    (folder / "function.json").write_text(
-        json.dumps({"name": "broken", "handler": "h.h", "timeout": 900})
+def test_a_bad_template_stops_the_cli_naming_file_resource_and_property(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "template.yaml").write_text(
+        "Resources:\n  Broken:\n    Type: AWS::Lambda::Function\n"
+        "    Properties: {Code: src, Handler: h.h, Runtime: python3.11, Timeout: 901}\n"
     )
-    result = cli("list", functions_dir=tmp_path)
+    result = cli("list", template=tmp_path)
     assert result.returncode == 2
-    assert f"{folder / 'function.json'}: timeout: must be from 1 to 840" in result.stderr
+    assert f"{tmp_path / 'template.yaml'}: Broken: Timeout: must be 1 to 900" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_no_template_is_one_clear_line(tmp_path):
+    result = cli("list", template=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: {tmp_path}: no template.yaml or template.yml or template.json in this folder"
+    )
 
 
 def test_generate_event_prints_an_aws_shaped_event():
@@ -126,19 +160,37 @@ def test_sigterm_finishes_the_batch_in_flight_returns_the_rest_and_exits_0(
 ):
     queue = broker.new_queue()
     records = tmp_path / "records.jsonl"
-    functions = tmp_path / "functions"
-    shutil.copytree(FUNCTIONS_DIR / "sleeper", functions / "sleeper")
-    declared = json.loads((functions / "sleeper" / "function.json").read_text())
-    declared["timeout"] = 10
-    declared["environment"] = {
-        "RECORD_FILE": str(records),
-        "SLEEP_SECONDS": "1.5",
-        "SLEEP_ALWAYS": "1",
+    sleeper = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "FunctionName": "sleeper",
+            "Code": str(FUNCTIONS_DIR / "sleeper"),
+            "Handler": "handler.handler",
+            "Runtime": "python3.11",
+            "Timeout": 10,
+            "Environment": {
+                "Variables": {
+                    "RECORD_FILE": str(records),
+                    "SLEEP_SECONDS": "1.5",
+                    "SLEEP_ALWAYS": "1",
+                }
+            },
+        },
     }
-    declared["event_source"].update(
-        queue=queue, routing_key=queue, batch_size=1, maximum_batching_window=0
-    )
-    (functions / "sleeper" / "function.json").write_text(json.dumps(declared))
+    mapping = {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {
+            "FunctionName": {"Ref": "Sleeper"},
+            "EventSourceArn": "arn:aws:mq:us-east-1:000000000000:broker:tests:b-tests",
+            "Queues": [queue],
+            "BatchSize": 1,
+            "MaximumBatchingWindowInSeconds": 0,
+        },
+    }
+    declared = load_spec("sleeper", queue)
+    broker.declare(declared)
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"Resources": {"Sleeper": sleeper, "SleeperQueue": mapping}}))
     log = tmp_path / "runtime.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -146,8 +198,10 @@ def test_sigterm_finishes_the_batch_in_flight_returns_the_rest_and_exits_0(
                 sys.executable,
                 "-m",
                 "local_runtime",
-                "--functions-dir",
-                str(functions),
+                "--template",
+                str(template),
+                "--amqp-url",
+                amqp_url,
                 "start",
                 "--no-api",
             ],

@@ -13,7 +13,14 @@ import pika
 import pytest
 
 from local_runtime.backoff import Backoff
-from tests.runtime.conftest import TEST_EXCHANGE, load_spec, read_records, running, wait_until
+from tests.runtime.conftest import (
+    TEST_EXCHANGE,
+    declare_queue,
+    load_spec,
+    read_records,
+    running,
+    wait_until,
+)
 from tests.support.services import PrivateRabbitMQ
 
 pytestmark = [
@@ -43,6 +50,9 @@ def test_the_mapping_resumes_consuming_after_the_broker_is_killed_and_restarted(
     queue = "test.reconnect"
     spec = load_spec("recorder", queue, record_file, batch_size=1, maximum_batching_window=0)
     backoff = Backoff(initial=0.1, cap=0.5)
+    connection = pika.BlockingConnection(private_broker.connection_parameters())
+    with contextlib.closing(connection):
+        declare_queue(connection.channel(), spec)
 
     with running(spec, private_broker.url, reconnect=backoff) as run:
         publish(private_broker, queue, b"before")

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from credit.service import CreditService
 from local_runtime.gateway import load_app
 from tests.fakes import FakeCache, FakePublisher, FakeStore
+from tests.helpers import FUNCTIONS
 
-APP = load_app()
+APP = load_app(FUNCTIONS / "api")
 from chalicelib import dependencies  # noqa: E402 - importable once load_app put the API on sys.path
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -217,7 +218,7 @@ def test_concurrent_requests_each_see_their_own_body():
 
     from local_runtime.gateway import per_thread_request_state
 
-    app = per_thread_request_state(load_app())
+    app = per_thread_request_state(load_app(FUNCTIONS / "api"))
     seen: dict[int, object] = {}
     barrier = threading.Barrier(2)
 

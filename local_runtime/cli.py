@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--parameter-overrides",
-        nargs="+",
+        action="append",
         default=[],
-        metavar="NAME=VALUE",
-        help="template parameters, as sam's --parameter-overrides",
+        metavar="'NAME=VALUE ...'",
+        help="template parameters, as sam's --parameter-overrides (space-separated pairs; "
+        "may repeat)",
     )
     parser.add_argument(
         "--env-vars",
@@ -81,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--no-api", action="store_true", help="do not serve the API")
     start.add_argument("--api-only", action="store_true", help=argparse.SUPPRESS)
     start.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    start.add_argument(
+        "--watch",
+        action="store_true",
+        help="when the template or a function's code changes, replace its execution "
+        "environments before the next batch (batches in flight finish)",
+    )
     start.add_argument(
         "--inherit-env",
         default="",
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _project(args: argparse.Namespace) -> Project:
     overrides: dict[str, str] = {}
-    for item in args.parameter_overrides:
+    for item in (pair for option in args.parameter_overrides for pair in shlex.split(option)):
         name, sep, value = item.partition("=")
         if not sep:
             raise TemplateError("--parameter-overrides", f"takes NAME=VALUE, got {item!r}")
@@ -243,7 +251,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         api_command=_api_command(args),
         background_nice=args.background_nice,
     )
-    runtime.run_until_signalled()
+    runtime.run_until_signalled(reload=(lambda: _project(args)) if args.watch else None)
     LOGGER.info("stopped cleanly")
     return 0
 
@@ -252,8 +260,8 @@ def _api_command(args: argparse.Namespace) -> list[str]:
     """The arguments that start this project's API process: the same template and options."""
     command = ["--template", str(args.template), "--account-id", args.account_id]
     command += ["--stack-name", args.stack_name, "--region", _region(args)]
-    if args.parameter_overrides:
-        command += ["--parameter-overrides", *args.parameter_overrides]
+    for option in args.parameter_overrides:
+        command += ["--parameter-overrides", option]
     if args.env_vars is not None:
         command += ["--env-vars", str(args.env_vars)]
     if args.verbose:

@@ -110,6 +110,17 @@ class EventSourceMapping:
     def environments(self) -> list[ExecutionEnvironment]:
         return list(self._environments)
 
+    def update_function(self, function: Function) -> None:
+        """Run `function` (new code or configuration) from the next batch on: each execution
+        environment is replaced once it is idle, so a batch in flight finishes on the old one."""
+        self.spec = function
+
+    def _replaced(self, old: ExecutionEnvironment) -> ExecutionEnvironment:
+        old.stop()
+        new = self._environment()
+        self._environments[self._environments.index(old)] = new
+        return new
+
     def stop(self) -> None:
         """Ask the consumer loop to return its batches and exit; safe from any thread."""
         self._stop.set()
@@ -236,6 +247,8 @@ class EventSourceMapping:
                 environment = self._idle.get_nowait()
             except queue.Empty:
                 return
+            if environment.spec is not self.spec:
+                environment = self._replaced(environment)
             batch = _Batch(self._take_batch(), self._generation)
             with self._lock:
                 self._in_flight.append(batch)

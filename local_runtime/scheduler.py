@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from declarations import schedules
-from declarations.model import Schedule
+from declarations.model import Function, Schedule
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed, Site
 
 LOGGER = logging.getLogger(__name__)
@@ -53,11 +53,27 @@ class ScheduledFunction:
     environment: ExecutionEnvironment
     timing: schedules.Rate | schedules.Cron = field(init=False)
     busy: threading.Lock = field(default_factory=threading.Lock)
+    pending: Function | None = None
     invocations: int = 0
     failures: int = 0
 
     def __post_init__(self) -> None:
         self.timing = schedules.parse(self.schedule.expression)
+
+    def update_function(self, function: Function) -> None:
+        """Invoke `function` (new code or configuration) from the next tick on; a tick in
+        flight finishes on the old execution environment."""
+        self.pending = function
+
+    def current_environment(self) -> ExecutionEnvironment:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            old = self.environment
+            old.stop()
+            self.environment = ExecutionEnvironment(
+                pending, output=old.output, site=old.site, nice=old.nice
+            )
+        return self.environment
 
     @property
     def name(self) -> str:
@@ -180,7 +196,7 @@ class Scheduler:
     def _invoke(self, tick: _Tick, event: Any) -> None:
         target = tick.target
         try:
-            target.environment.invoke(event)
+            target.current_environment().invoke(event)
             target.invocations += 1
         except InvocationFailed as exc:
             target.failures += 1

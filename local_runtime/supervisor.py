@@ -18,14 +18,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import FrameType
 
 import pika
 import pika.exceptions
 
-from declarations.model import Function, Project, Schedule
+from declarations.errors import TemplateError
+from declarations.model import Function, MqSource, Project, Schedule
 from local_runtime import chalice_app, control
 from local_runtime.backoff import Backoff
 from local_runtime.brokers import BrokerMap, describe, parameters
@@ -83,6 +85,7 @@ class Runtime:
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _api_child: subprocess.Popen[bytes] | None = None
+    _api_lock: threading.Lock = field(default_factory=threading.Lock)
     _control: control.ControlServer | None = None
 
     def selected(self, function: Function) -> bool:
@@ -108,10 +111,7 @@ class Runtime:
         # a full collection walks only what later work allocates.
         gc.freeze()
 
-    def _start_mapping(self, source: object) -> None:
-        from declarations.model import MqSource
-
-        assert isinstance(source, MqSource)
+    def _start_mapping(self, source: MqSource) -> None:
         function = self.project.functions[source.function]
         if not source.enabled:
             LOGGER.info(
@@ -175,6 +175,88 @@ class Runtime:
                 )
                 found.append((schedule, scheduled))
         return found
+
+    # --- watch mode ------------------------------------------------------------------------
+
+    def watch(self, reload: Callable[[], Project]) -> None:
+        """Until stop(): when a template file or a function's code changes, read the template
+        again and replace what changed before its next batch or request (one log line each).
+        A template that no longer reads is named and the running functions are kept."""
+        import watchfiles  # imported here: only `start --watch` needs it
+
+        while not self._stop.is_set():
+            paths = watched_paths(self.project)
+            for changes in watchfiles.watch(*paths, stop_event=self._stop, debounce=300):
+                changed = {Path(path) for _, path in changes}
+                try:
+                    project = reload()
+                except TemplateError as exc:
+                    LOGGER.error(
+                        "template changed but does not read; still running the old: %s", exc
+                    )
+                    continue
+                self._apply(project, changed)
+                if watched_paths(project) != paths:
+                    break  # watch the new set of folders
+
+    def _apply(self, project: Project, changed: set[Path]) -> None:
+        old, self.project = self.project, project
+
+        def touched(function: Function) -> bool:
+            folders = [function.code_dir, *function.layers]
+            return any(
+                folder == path or folder in path.parents for path in changed for folder in folders
+            )
+
+        self._apply_mappings(old, project, touched)
+        self._apply_schedules(project, touched)
+        api_changed = [
+            f for f in api_functions(project) if f not in api_functions(old) or touched(f)
+        ]
+        if self._api_child is not None and api_changed:
+            LOGGER.info("%s: changed; restarting the API process", api_changed[0].name)
+            self._restart_api()
+
+    def _apply_mappings(
+        self, old: Project, project: Project, touched: Callable[[Function], bool]
+    ) -> None:
+        """A changed mapping restarts (its batches go back to the queue first); a changed
+        function gets new execution environments; a new mapping starts."""
+        sources = {source.logical_id: source for source in project.mq_sources}
+        for mapping in list(self.mappings):
+            source = sources.get(mapping.source.logical_id)
+            if source != mapping.source:
+                mapping.stop()  # its thread returns its batches and exits
+                self.mappings.remove(mapping)
+                LOGGER.info(
+                    "%s: mapping %s changed; restarting it",
+                    mapping.spec.name,
+                    mapping.source.logical_id,
+                )
+                continue
+            function = project.functions[source.function]
+            if function != mapping.spec or touched(function):
+                mapping.update_function(function)
+                LOGGER.info(
+                    "%s: changed; its execution environments are replaced before the next batch",
+                    function.name,
+                )
+        running = {mapping.source.logical_id for mapping in self.mappings}
+        for source in project.mq_sources:
+            if source.logical_id not in running and self.selected(
+                project.functions[source.function]
+            ):
+                self._start_mapping(source)
+
+    def _apply_schedules(self, project: Project, touched: Callable[[Function], bool]) -> None:
+        if self.scheduler is None:
+            return
+        current = dict(self._schedules())
+        for target in self.scheduler.targets.values():
+            function = current.get(target.schedule)
+            if function is not None and (function != target.environment.spec or touched(function)):
+                target.update_function(function)
+                LOGGER.info("%s: changed; replaced before its next tick", function.name)
 
     def commands(self) -> dict[str, control.Command]:
         """What `credit-runtime status|trigger` may ask of this runtime."""
@@ -244,8 +326,9 @@ class Runtime:
         """Start the API process again if it dies; nothing else may take the runtime down."""
         backoff = Backoff(initial=0.5, cap=5.0)
         while not self._stop.wait(0.5):
-            child = self._api_child
-            code = child.poll() if child is not None else None
+            with self._api_lock:
+                child = self._api_child
+                code = child.poll() if child is not None else None
             if code is None:
                 continue
             LOGGER.error("the API process exited with code %s; starting it again", code)
@@ -258,6 +341,11 @@ class Runtime:
                     delay = backoff.next_delay()
                     LOGGER.error("%s; retrying in %.1fs", exc, delay)
                     self._stop.wait(delay)
+
+    def _restart_api(self) -> None:
+        with self._api_lock:
+            self._stop_api_process()
+            self._api_child = self._spawn_api()
 
     def _stop_api_process(self) -> None:
         child, self._api_child = self._api_child, None
@@ -291,12 +379,26 @@ class Runtime:
         for thread in self._threads:
             thread.join(timeout=60)
 
-    def run_until_signalled(self) -> None:
-        """start(), then block until SIGINT or SIGTERM, then stop() cleanly."""
+    def run_until_signalled(self, reload: Callable[[], Project] | None = None) -> None:
+        """start(), then block until SIGINT or SIGTERM, then stop() cleanly; given `reload`
+        (watch mode), what changes on disk is replaced meanwhile."""
         received = install_stop_signals()
         self.start()
+        if reload is not None:
+            self._spawn(lambda: self.watch(reload), "watch")
+            LOGGER.info("watching the template and the functions' code for changes")
         received.wait()
         self.stop()
+
+
+def watched_paths(project: Project) -> list[Path]:
+    """The template's files and every function's code and layer folders."""
+    from declarations.loader import load
+
+    files = set(load(project.template).origins.values()) | {project.template}
+    folders = {f.code_dir for f in project.functions.values()}
+    folders |= {layer for f in project.functions.values() for layer in f.layers}
+    return sorted(files | folders)
 
 
 def install_stop_signals(parent_pid: int | None = None) -> threading.Event:

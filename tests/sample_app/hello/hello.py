@@ -1,0 +1,12 @@
+"""Says hello to whoever the path names (API Gateway's REST proxy event, payload 1.0)."""
+
+import json
+
+
+def handler(event, context):
+    name = event["pathParameters"]["name"]
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"hello": name, "method": event["httpMethod"]}),
+    }

@@ -7,7 +7,7 @@ import os
 
 def handler(event, context):
     orders = []
-    for queue, messages in event["rmqMessagesByQueue"].items():
+    for messages in event["rmqMessagesByQueue"].values():
         for message in messages:
             orders.append(json.loads(base64.b64decode(message["data"])))
     if any("id" not in order for order in orders):

@@ -39,6 +39,7 @@ MAPPINGS = {
     "noop": {"batch_size": 10, "maximum_batching_window": 0.1},
     "recorder": {"batch_size": 10, "maximum_batching_window": 0.2},
     "sleeper": {"batch_size": 5, "maximum_batching_window": 0.1},
+    "ticker": {"batch_size": 1, "maximum_batching_window": 0},
 }
 DELIVERY_LIMITS = {"noop": 3, "recorder": 2, "sleeper": 3}
 

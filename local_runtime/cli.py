@@ -20,6 +20,10 @@ from local_runtime.events import LOCAL_ACCOUNT, LOCAL_REGION, Delivery, broker_a
 LOGGER = logging.getLogger("local_runtime")
 
 
+class NothingToRun(Exception):
+    """The folder the CLI was pointed at holds no function (or no API): one line says where."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="credit-runtime",
@@ -30,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--functions-dir",
         type=Path,
         default=declaration.FUNCTIONS_DIR,
-        help="folder holding one folder per function (default: %(default)s)",
+        help="folder holding one folder per function, the API's in api/ (default: ./%(default)s)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     except DeclarationError as exc:
         print(f"error: bad function declaration: {exc}", file=sys.stderr)
         code = 2
+    except NothingToRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
     except Exception as exc:  # one clear line instead of a traceback
         from local_runtime.supervisor import StartupError
 
@@ -118,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _specs(args: argparse.Namespace, names: list[str] | None = None) -> list[FunctionSpec]:
     specs = declaration.discover(args.functions_dir)
+    if not specs:
+        raise NothingToRun(
+            f"no functions in {args.functions_dir.resolve()} (no */{declaration.DECLARATION_FILE}"
+            "); run from the folder that holds functions/, or pass --functions-dir"
+        )
     if names:
         known = {spec.name for spec in specs}
         missing = sorted(set(names) - known)
@@ -135,6 +147,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     # A ticket requires every declared rule, whichever functions this process runs.
     os.environ.setdefault(settings.RULES, ",".join(rule_names(_specs(args))))
+    if not args.no_api:
+        _require_api(args.functions_dir)
     if args.api_only:
         # The topology and schema are the starting runtime's job (or were done before).
         runtime = Runtime(
@@ -144,6 +158,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             parent_pid=args.parent_pid,
+            functions_dir=args.functions_dir,
         )
         runtime.run_until_signalled()
         return 0
@@ -157,10 +172,18 @@ def cmd_start(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         background_nice=args.background_nice,
+        functions_dir=args.functions_dir,
     )
     runtime.run_until_signalled()
     LOGGER.info("stopped cleanly")
     return 0
+
+
+def _require_api(functions_dir: Path) -> None:
+    """Refuse to start an API that is not there, before anything is started."""
+    folder = (functions_dir / declaration.API_FOLDER).resolve()
+    if not (folder / "app.py").is_file():
+        raise NothingToRun(f"no API in {folder} (no app.py); pass --no-api to run only functions")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -11,7 +11,10 @@ from typing import Any
 from credit.topology import DEFAULT_DELIVERY_LIMIT, RuleQueue
 
 DECLARATION_FILE = "function.json"
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+# The functions/ folder of the current directory, as `sam local` and `chalice local` work from
+# the project's folder: an installed package has no project beside it. Relative on purpose.
+FUNCTIONS_DIR = Path("functions")
+API_FOLDER = "api"  # the Chalice app's folder among the functions
 
 # Limits AWS enforces for functions fed by an Amazon MQ event source mapping.
 MAX_TIMEOUT_SECONDS = 840  # 14 minutes for MQ-triggered functions

@@ -38,8 +38,10 @@ from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 
+from local_runtime.declaration import API_FOLDER, FUNCTIONS_DIR
+
 LOGGER = logging.getLogger(__name__)
-API_DIR = Path(__file__).resolve().parent.parent / "functions" / "api"
+API_DIR = FUNCTIONS_DIR / API_FOLDER
 MAX_BODY_BYTES = 16 * 1024  # the API's own limit; larger bodies are refused before reading
 MAX_LINE_BYTES = 64 * 1024  # request line or one header line
 MAX_HEADERS = 100
@@ -52,6 +54,7 @@ Response = tuple[int, dict[str, Any], bytes]
 
 def load_app(directory: Path = API_DIR, module: str = "app") -> Chalice:
     """Import a Chalice project's app.py with its folder first on sys.path, as Lambda would."""
+    directory = directory.resolve()
     if str(directory) not in sys.path:
         sys.path.insert(0, str(directory))
     app: Chalice = importlib.import_module(module).app

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 import pika
@@ -28,7 +29,7 @@ from credit.publisher import ConfirmingPublisher, connection_parameters, describ
 from credit.service import CreditService, relay_outbox
 from credit.ticket_writer import BatchingTicketWriter
 from local_runtime.backoff import Backoff
-from local_runtime.declaration import FunctionSpec
+from local_runtime.declaration import API_FOLDER, FUNCTIONS_DIR, FunctionSpec
 from local_runtime.mapping import EventSourceMapping, Observer
 
 LOGGER = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Runtime:
     api_process: bool = False
     parent_pid: int | None = None  # in the API's process: stop when this process is gone
     background_nice: int = 0  # consumers and workers this far below the API's priority
+    functions_dir: Path = FUNCTIONS_DIR  # the API is served from its api/ folder
     observer: Observer | None = None
     mappings: list[EventSourceMapping] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -120,7 +122,7 @@ class Runtime:
         elif self.api:
             from local_runtime import gateway
 
-            app = gateway.load_app()
+            app = gateway.load_app(self.functions_dir / API_FOLDER)
             self._install_api_service()
             server, _ = gateway.serve(app, self.host, self.port)
             self._server = server
@@ -140,6 +142,7 @@ class Runtime:
     def _spawn_api(self) -> subprocess.Popen[bytes]:
         """`start --api-only` in a child process; returns once it accepts connections."""
         command = [sys.executable, "-m", "local_runtime"]
+        command += ["--functions-dir", str(self.functions_dir.resolve())]
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             command.append("--verbose")
         command += ["start", "--api-only", "--host", self.host, "--port", str(self.port)]

@@ -32,7 +32,7 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def poisoned_system(tmp_path_factory, services_ready):
     functions = tmp_path_factory.mktemp("functions")
-    for name in ("age_rule", "value_rule"):
+    for name in ("age_rule", "value_rule", "api"):
         shutil.copytree(FUNCTIONS / name, functions / name)
     (functions / "age_rule" / "poison_handler.py").write_text(POISON_HANDLER)
     declaration = json.loads((functions / "age_rule" / "function.json").read_text())

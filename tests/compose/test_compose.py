@@ -1,5 +1,8 @@
-"""`docker compose up` works: the file validates, and each service booted as it configures it
-serves the README's requests (see tests/compose/stack.py for what is and is not reproduced)."""
+"""`docker compose up` works: the file validates, and its services, booted as it says, serve.
+
+Each service is booted the way the file configures it (tests/compose/stack.py says what is and
+is not reproduced without a Docker engine), and the runtime answers the README's requests.
+"""
 
 from __future__ import annotations
 

@@ -34,6 +34,8 @@ from credit.publisher import connection_parameters, describe, properties
 LOGGER = logging.getLogger(__name__)
 CONFIRM_TIMEOUT_SECONDS = 5.0
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# Requests (of a ticket's messages) held for the next connection when confirms are not awaited.
+RETAINED_REQUESTS = 50_000
 
 
 @dataclass(eq=False)
@@ -116,9 +118,10 @@ class PipelinedPublisher:
 
     # --- called from request threads -------------------------------------------------------
     def publish(self, messages: Sequence[RuleMessage]) -> None:
-        # Without waiting for confirms, nothing waits for a connection either: the caller's
-        # messages are in the outbox, and a POST must not stall while the broker is away.
-        wait = 0 if self._stopping.is_set() or not self._wait else 0.5
+        if not self._wait:
+            self._hand_over(messages)
+            return
+        wait = 0.5 if not self._stopping.is_set() else 0
         if not self._ready.is_set() and not (wait and self._ready.wait(wait)):
             raise PublishError(f"RabbitMQ is not connected at {describe(self._url)}")
         request = _Request(messages, outstanding=len(messages))
@@ -136,12 +139,29 @@ class PipelinedPublisher:
                 with contextlib.suppress(ValueError):
                     self._outgoing.remove(request)
                 raise PublishError(f"RabbitMQ connection is closing: {exc!r}") from exc
-        if not self._wait:
-            return
         if not request.done.wait(self._confirm_timeout):
             raise PublishError(f"no confirm within {self._confirm_timeout}s")
         if request.error:
             raise PublishError(request.error)
+
+    def _hand_over(self, messages: Sequence[RuleMessage]) -> None:
+        """Without waiting for confirms, nothing waits for a connection either: the caller's
+        messages are already in the outbox, and a POST must not stall while the broker is
+        away. They are sent as soon as a channel is open (now, or after the reconnect), and
+        sent again if the connection drops before their confirm; past RETAINED_REQUESTS
+        waiting, the oldest are left to the relay."""
+        if self._stopping.is_set():
+            raise PublishError("publisher stopped")
+        self._outgoing.append(_Request(messages, outstanding=len(messages)))
+        while len(self._outgoing) > RETAINED_REQUESTS:
+            self._outgoing.popleft()  # still in the outbox: the relay publishes it
+        connection = self._connection
+        if self._ready.is_set() and connection is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                connection.ioloop.add_callback_threadsafe(self._flush)
+            except (pika.exceptions.AMQPError, RuntimeError, AttributeError):
+                self._flush_scheduled = False  # the reconnect flushes it
 
     def ping(self) -> None:
         if not self._ready.is_set():
@@ -211,18 +231,21 @@ class PipelinedPublisher:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        connection = self._connection
+        connection, channel = self._connection, self._channel
         if connection is None or not self._outgoing:
             return
+        if channel is None or not channel.is_open:
+            if self._wait:
+                while self._outgoing:
+                    self._outgoing.popleft().fail("channel is not open")
+            return  # without waiting callers, they wait for the next channel
         with connection.held_output():
             while self._outgoing:
                 self._send(self._outgoing.popleft())
 
     def _send(self, request: _Request) -> None:
         channel = self._channel
-        if channel is None or not channel.is_open:
-            request.fail("channel is not open")
-            return
+        assert channel is not None  # _flush checked it is open
         for message in request.messages:
             self._tag += 1
             self._pending[self._tag] = (request, message)
@@ -266,7 +289,15 @@ class PipelinedPublisher:
             self._on_confirmed(confirmed)
 
     def _fail_pending(self, error: str) -> None:
+        """The connection or channel is gone with these messages unconfirmed. A caller that
+        waits is told; otherwise they go out again on the next connection (a duplicate is
+        harmless: a verdict is keyed by ticket and rule)."""
         pending, self._pending = self._pending, {}
-        for request, _ in pending.values():
-            request.fail(error)
+        if not self._wait and not self._stopping.is_set():
+            again = [message for _, message in pending.values()]
+            if again:
+                self._outgoing.appendleft(_Request(again, outstanding=len(again)))
+        else:
+            for request, _ in pending.values():
+                request.fail(error)
         self._returned.clear()

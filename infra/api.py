@@ -23,6 +23,7 @@ from infra.package import SHARED_PACKAGE, Artifact, normalised
 
 CHALICE = (sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())")
 CHALICE_CONFIG = Path(".chalice") / "config.json"
+CHALICE_CODE_URI = "./deployment.zip"  # what chalice package names its zip in the template
 STAGING_IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "deployments", "venv", "template.yaml", "tests"
 )

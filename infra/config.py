@@ -23,9 +23,9 @@ LOG_RETENTION_DAYS = (
 # The root template's parameters that deploy fills in (names, ARNs and ids: no secret).
 SUBNET_IDS = "SubnetIds"
 SECURITY_GROUP_IDS = "SecurityGroupIds"
-DATABASE_SECRET_ARN = "DatabaseSecretArn"
+DATABASE_SECRET_ARN = "DatabaseSecretArn"  # noqa: S105 - a parameter name, not a secret
 EXISTING_BROKER_ARN = "ExistingBrokerArn"
-EXISTING_BROKER_SECRET_ARN = "ExistingBrokerSecretArn"
+EXISTING_BROKER_SECRET_ARN = "ExistingBrokerSecretArn"  # noqa: S105 - a parameter name
 EXISTING_BROKER_HOST = "ExistingBrokerHost"
 LOG_RETENTION = "LogRetentionDays"
 

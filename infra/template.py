@@ -34,7 +34,7 @@ from infra.package import Artifact
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 ROLE = "AWS::IAM::Role"
-SERVICES_SECRET = "ServicesSecret"
+SERVICES_SECRET = "ServicesSecret"  # noqa: S105 - a logical id, not a secret
 RETAINED = ("Broker", "BrokerSecret", SERVICES_SECRET)  # what production keeps
 TOPOLOGY_FUNCTION = "TopologyFunction"
 TOPOLOGY_RESOURCE = "BrokerTopology"

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import boto3
@@ -29,15 +29,20 @@ from infra.storage import Bucket, default_bucket
 from infra.template import RULE_QUEUE_PREFIX
 
 LOGGER = logging.getLogger(__name__)
+SessionFactory = Callable[..., boto3.Session]
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUILD_DIR = Path("build") / "infra"
 USAGE_ERROR = 2
 DRIFTED = 3
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; 0 ok, 1 AWS or build failure, 2 bad input, 3 drift found."""
+def main(argv: Sequence[str] | None = None, session: SessionFactory = boto3.Session) -> int:
+    """Run one command; 0 ok, 1 AWS or build failure, 2 bad input, 3 drift found.
+
+    `session` makes the boto3 session the AWS clients come from (given a region name).
+    """
     args = parser().parse_args(argv)
+    args.session = session
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.run(args))
@@ -77,22 +82,27 @@ def parser() -> argparse.ArgumentParser:
 
 def run_deploy(args: argparse.Namespace) -> int:
     config = _stage_config(args)
-    session = _session(config.region)
+    session = _session(args, config.region)
     bucket = Bucket(session.client("s3"), args.bucket or _default_bucket(session), config.stage)
     stack = Stack(session.client("cloudformation"), config.stack_name)
-    deploy(args.template, config, stack, bucket, args.build_dir, _vendor(args), print, args.dry_run)
+    config.check()
+    bucket.ensure(config.region)
+    built = build(args.template, config, args.build_dir, _vendor(args), bucket.code)
+    saved = args.build_dir / f"{config.stack_name}.json"
+    saved.write_text(json.dumps(built.template, indent=1, sort_keys=True))
+    deploy(built, config, stack, bucket, print, args.dry_run)
     return 0
 
 
 def run_teardown(args: argparse.Namespace) -> int:
-    session = _session(args.region)
+    session = _session(args, args.region)
     stack = Stack(session.client("cloudformation"), StageConfig(stage=args.stage).stack_name)
     teardown(stack, print, args.dry_run)
     return 0
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    session = _session(args.region)
+    session = _session(args, args.region)
     stack = Stack(session.client("cloudformation"), StageConfig(stage=args.stage).stack_name)
     drifts = stack.drift()
     for drift in drifts:
@@ -168,7 +178,7 @@ def _stage_config(args: argparse.Namespace) -> StageConfig:
         broker = ExistingBroker(args.broker_arn, args.broker_secret_arn, args.broker_host)
     return StageConfig(
         stage=args.stage,
-        region=args.region or _session(None).region_name or "",
+        region=args.region or _session(args, None).region_name or "",
         subnet_ids=args.subnet_ids,
         security_group_ids=args.security_group_ids,
         database_secret_arn=args.database_secret_arn,
@@ -178,8 +188,8 @@ def _stage_config(args: argparse.Namespace) -> StageConfig:
     )
 
 
-def _session(region: str | None) -> boto3.Session:
-    session = boto3.Session(region_name=region) if region else boto3.Session()
+def _session(args: argparse.Namespace, region: str | None) -> boto3.Session:
+    session: boto3.Session = args.session(region_name=region)
     if not session.region_name:
         raise InfraError("no AWS region: give --region or set AWS_REGION")
     return session

@@ -66,23 +66,21 @@ def build(root: Path, config: StageConfig, build_dir: Path, vendor: Vendor, stor
 
 
 def deploy(
-    root: Path,
+    built: Built,
     config: StageConfig,
     stack: Stack,
     bucket: Bucket,
-    build_dir: Path,
-    vendor: Vendor,
     report: Report,
     dry_run: bool = False,
 ) -> Preview:
-    """Preview the stage's change set; on a dry run delete it, else execute it and wait."""
+    """Preview the stage's change set; on a dry run delete it, else execute it and wait.
+
+    `built` was built with `bucket.code` as its store, so its code is in the bucket already.
+    """
     config.check()
-    bucket.ensure(config.region)
-    built = build(root, config, build_dir, vendor, bucket.code)
     body = json.dumps(built.template, indent=1, sort_keys=True)
-    (build_dir / f"{config.stack_name}.json").write_text(body)
     url = bucket.template(body, config.region)
-    report(f"code: {len(bucket.uploaded)} object(s) uploaded to s3://{bucket.name}")
+    report(f"uploaded to s3://{bucket.name}: {len(bucket.uploaded)} new object(s)")
     preview = stack.preview(url, config.parameters(), config.tags)
     report(preview.render())
     if preview.empty or dry_run:

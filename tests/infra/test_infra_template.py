@@ -73,7 +73,11 @@ def test_rule_functions_keep_their_declared_mq_events(dev_stack):
         assert event["Properties"]["BatchSize"] == 100
         assert event["Properties"]["MaximumBatchingWindowInSeconds"] == 0
         assert event["Properties"]["Broker"] == {
-            "Fn::If": ["CreateBroker", {"Fn::GetAtt": ["Broker", "Arn"]}, {"Ref": "ExistingBrokerArn"}]
+            "Fn::If": [
+                "CreateBroker",
+                {"Fn::GetAtt": ["Broker", "Arn"]},
+                {"Ref": "ExistingBrokerArn"},
+            ]
         }
 
 
@@ -132,7 +136,7 @@ def test_retention_days_follow_the_stage():
     assert stage("dev").parameters()[LOG_RETENTION] == "14"
     assert stage("prod").parameters()[LOG_RETENTION] == "90"
     assert stage("dev", log_retention_days=30).parameters()[LOG_RETENTION] == "30"
-    with pytest.raises(LimitError, match="RetentionInDays|LogRetentionDays"):
+    with pytest.raises(LimitError, match=r"RetentionInDays|LogRetentionDays"):
         stage("dev", log_retention_days=10).check()
 
 
@@ -204,7 +208,7 @@ def test_the_root_template_still_reads_locally_without_warnings():
 def test_a_removed_rule_the_api_still_requires_is_refused_before_any_call(project_copy, tmp_path):
     shutil.rmtree(project_copy / "functions" / "value_rule")
 
-    with pytest.raises(LimitError, match="CREDIT_RULES.*value.*PENDING"):
+    with pytest.raises(LimitError, match=r"CREDIT_RULES.*value.*PENDING"):
         build(project_copy, stage("dev"), tmp_path / "build", no_dependencies, named)
 
 
@@ -226,7 +230,7 @@ def test_credentials_declared_as_a_variable_are_refused(project_copy, tmp_path):
         fragment.read_text().replace('MIN_AGE: "18"', 'MIN_AGE: "18"\n          MYSQL_URL: x')
     )
 
-    with pytest.raises(LimitError, match="MYSQL_URL.*never go into a Lambda variable"):
+    with pytest.raises(LimitError, match=r"MYSQL_URL.*never go into a Lambda variable"):
         build(project_copy, stage("dev"), tmp_path / "build", no_dependencies, named)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions
@@ -48,8 +49,14 @@ def apply(rules: Sequence[str], url: str | None = None) -> str:
     """Declare the exchange, the rules' quorum queues, their DLQs and bindings; idempotent."""
     amqp_url = settings.get(settings.AMQP_URL, url)
     parameters = pika.URLParameters(amqp_url)
-    parameters.socket_timeout = CONNECT_TIMEOUT_SECONDS
-    parameters.connection_attempts = 3
+    given = parse_qs(urlsplit(amqp_url).query)
+    # Bounded, so a broker that does not answer fails the resource well inside the timeout.
+    if "socket_timeout" not in given:
+        parameters.socket_timeout = CONNECT_TIMEOUT_SECONDS
+    if "stack_timeout" not in given:
+        parameters.stack_timeout = CONNECT_TIMEOUT_SECONDS
+    if "connection_attempts" not in given:
+        parameters.connection_attempts = 3
     try:
         connection = pika.BlockingConnection(parameters)
     except pika.exceptions.AMQPError as exc:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -144,4 +143,3 @@ def test_the_topology_handler_ships_without_infra(dev_stack):
 
     assert "handler.py" in names and "credit/topology.py" in names
     assert not [n for n in names if n.startswith("infra/")]
-    assert isinstance(Path(dev_stack.artifacts["TopologyFunction"].path), Path)

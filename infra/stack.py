@@ -25,6 +25,7 @@ NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 # Stacks that can only be deleted: a first create that rolled back leaves one.
 DEAD_STATES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED")
 BROKER, BROKER_SECRET = "Broker", "BrokerSecret"
+PRODUCTION_TAG = "production"  # the stack tag StageConfig.tags sets
 
 
 class StackError(DeployError):
@@ -126,6 +127,21 @@ class Preview:
         return "\n".join(lines)
 
 
+def _keep_production(
+    name: str, described: Mapping[str, Any] | None, tags: Mapping[str, str]
+) -> None:
+    """A stack deployed as production stays production: deploying it without the mark would
+    drop the Retain policies that keep its broker and secrets."""
+    if described is None:
+        return
+    current = {tag["Key"]: tag["Value"] for tag in described.get("Tags", [])}
+    if current.get(PRODUCTION_TAG) == "true" and tags.get(PRODUCTION_TAG) != "true":
+        raise DeployError(
+            f"stack {name} is a production stack: deploy it with --production, or its broker "
+            "and secrets would lose DeletionPolicy: Retain"
+        )
+
+
 @dataclass(frozen=True)
 class Drift:
     """A resource whose live configuration is no longer what the stack says."""
@@ -153,19 +169,27 @@ class Stack:
 
     def status(self) -> str | None:
         """The stack's status, or None when there is no such stack."""
+        described = self.describe()
+        return None if described is None else str(described["StackStatus"])
+
+    def describe(self) -> dict[str, Any] | None:
+        """The stack as DescribeStacks gives it, or None when there is no such stack."""
         try:
             stacks = self.cfn.describe_stacks(StackName=self.name)["Stacks"]
         except ClientError as exc:
             if "does not exist" in str(exc):
                 return None
             raise DeployError(f"stack {self.name}: {exc}") from exc
-        return str(stacks[0]["StackStatus"])
+        found: dict[str, Any] = stacks[0]
+        return found
 
     def preview(
         self, template_url: str, parameters: Mapping[str, str], tags: Mapping[str, str]
     ) -> Preview:
         """Create a change set and wait until CloudFormation has computed it."""
-        status = self.status()
+        described = self.describe()
+        status = None if described is None else str(described["StackStatus"])
+        _keep_production(self.name, described, tags)
         if status in DEAD_STATES:
             raise DeployError(
                 f"stack {self.name} is {status}: it can only be deleted; run teardown first"

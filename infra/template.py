@@ -169,6 +169,7 @@ def finish(
         resources[f"{logical_id}LogGroup"] = log_group(logical_id)
         resources[f"{logical_id}ExecutionRole"] = role(logical_id, properties)
         _wire(logical_id, properties)
+    _after_topology(resources)
     _drop_unused_roles(resources)
     if config.is_production:
         for logical_id in RETAINED:
@@ -176,6 +177,18 @@ def finish(
                 resources[logical_id]["DeletionPolicy"] = "Retain"
                 resources[logical_id]["UpdateReplacePolicy"] = "Retain"
     return body
+
+
+def _after_topology(resources: dict[str, Any]) -> None:
+    """Functions start once the topology exists: a mapping polling a queue not declared yet
+    fails, and the API's publishes to an exchange not declared yet are unroutable."""
+    if TOPOLOGY_RESOURCE not in resources:
+        return
+    for logical_id in _functions(resources):
+        if logical_id != TOPOLOGY_FUNCTION:
+            depends = resources[logical_id].get("DependsOn", [])
+            depends = [depends] if isinstance(depends, str) else list(depends)
+            resources[logical_id]["DependsOn"] = sorted({*depends, TOPOLOGY_RESOURCE})
 
 
 def _functions(resources: Mapping[str, Any]) -> Iterator[str]:

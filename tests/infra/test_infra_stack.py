@@ -32,7 +32,7 @@ class Cfn:
         self.stubber = Stubber(self.client)
         self.stack = Stack(self.client, NAME, delay=0, max_attempts=3, token=lambda: TOKEN)
 
-    def status(self, status: str | None) -> None:
+    def status(self, status: str | None, tags: dict[str, str] | None = None) -> None:
         if status is None:
             self.stubber.add_client_error(
                 "describe_stacks",
@@ -50,6 +50,7 @@ class Cfn:
                         "StackId": STACK_ID,
                         "CreationTime": NOW,
                         "StackStatus": status,
+                        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
                     }
                 ]
             },
@@ -290,6 +291,13 @@ def test_a_changed_broker_secret_without_a_new_broker_is_refused(cfn, bucket, de
     cfn.discard(created_stack=False)
 
     with pytest.raises(DeployError, match="BrokerSecret would change while Broker keeps its user"):
+        run_deploy(cfn, bucket, dev_stack)
+
+
+def test_a_production_stack_deployed_without_the_mark_is_refused(cfn, bucket, dev_stack):
+    cfn.status("UPDATE_COMPLETE", tags={"stage": "dev", "production": "true"})
+
+    with pytest.raises(DeployError, match="production stack: deploy it with --production"):
         run_deploy(cfn, bucket, dev_stack)
 
 

@@ -190,6 +190,14 @@ def test_the_topology_resource_declares_the_consumed_rules(dev_stack):
     assert topology["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["TopologyFunction", "Arn"]}
 
 
+def test_functions_start_once_the_topology_exists(dev_stack):
+    for function, resource in resources(dev_stack, SERVERLESS_FUNCTION).items():
+        if function == "TopologyFunction":
+            assert "DependsOn" not in resource
+        else:
+            assert "BrokerTopology" in resource["DependsOn"], function
+
+
 def test_code_is_named_by_its_hash_and_chalices_functions_share_one_zip(dev_stack):
     for function, resource in resources(dev_stack, SERVERLESS_FUNCTION).items():
         artifact = dev_stack.artifacts[function]

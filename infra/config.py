@@ -14,11 +14,6 @@ STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 PRODUCTION_STAGES = frozenset({"prod", "production"})
 DEFAULT_LOG_RETENTION_DAYS = 14
 PRODUCTION_LOG_RETENTION_DAYS = 90
-# The values CloudWatch Logs accepts for RetentionInDays.
-LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-    2922, 3288, 3653,
-)  # fmt: skip
 
 # The root template's parameters that deploy fills in (names, ARNs and ids: no secret).
 SUBNET_IDS = "SubnetIds"
@@ -120,14 +115,6 @@ class StageConfig:
                     "option --database-secret-arn",
                     DATABASE_SECRET_ARN,
                     "is required: the ARN of the secret holding MYSQL_URL and REDIS_URL",
-                )
-            )
-        if self.retention_days not in LOG_RETENTION_DAYS:
-            found.append(
-                Violation(
-                    "option --log-retention-days",
-                    LOG_RETENTION,
-                    f"CloudWatch Logs takes one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
                 )
             )
         broker = self.broker

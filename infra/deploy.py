@@ -22,7 +22,14 @@ from infra.package import (
 )
 from infra.stack import Preview, Stack
 from infra.storage import Bucket
-from infra.template import SERVERLESS_FUNCTION, Declarations, Store, check_rules, finish
+from infra.template import (
+    SERVERLESS_FUNCTION,
+    Declarations,
+    Store,
+    check_parameters,
+    check_rules,
+    finish,
+)
 
 LOGGER = logging.getLogger(__name__)
 # Lambda's limit on a function's code once unzipped (layers included); a deploy-only check.
@@ -43,6 +50,7 @@ def build(root: Path, config: StageConfig, build_dir: Path, vendor: Vendor, stor
     """The stage's template: the declarations merged with Chalice's, each function's code
     built reproducibly and put where `store` says, the AWS-only wiring added."""
     declarations = Declarations.load(root)
+    check_parameters(declarations.document, config.parameters())
     check_rules(declarations, config.stage)
     build_dir.mkdir(parents=True, exist_ok=True)
     runtime = f"python{lock_python(LOCK_FILE)}"

@@ -152,6 +152,29 @@ def check_rules(declarations: Declarations, stage: str) -> None:
         raise LimitError(problems)
 
 
+def check_parameters(document: Document, values: Mapping[str, str]) -> None:
+    """Refuse, before any AWS call, a parameter value the template's own AllowedValues or
+    AllowedPattern would refuse (the template is the one place those are written)."""
+    declared = document.body.get("Parameters", {})
+    problems = []
+    for name, value in values.items():
+        spec = declared.get(name)
+        if spec is None:
+            problems.append(Violation(str(document.path), f"Parameters.{name}", "not declared"))
+            continue
+        allowed = spec.get("AllowedValues")
+        if allowed is not None and value not in [str(item) for item in allowed]:
+            choices = ", ".join(str(item) for item in allowed)
+            problems.append(
+                Violation(f"parameter {name}", repr(value), f"must be one of {choices}")
+            )
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            problems.append(Violation(f"parameter {name}", repr(value), f"must match {pattern}"))
+    if problems:
+        raise LimitError(problems)
+
+
 def finish(
     template: dict[str, Any],
     code: Mapping[str, Location],

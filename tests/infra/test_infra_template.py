@@ -15,7 +15,7 @@ from infra.config import LOG_RETENTION
 from infra.deploy import build
 from infra.errors import LimitError
 from infra.package import no_dependencies
-from infra.template import NETWORK_ACTIONS, SERVERLESS_FUNCTION
+from infra.template import NETWORK_ACTIONS, SERVERLESS_FUNCTION, Declarations, check_parameters
 from tests.infra.conftest import ROOT, named, stage
 
 RULE_FUNCTIONS = ("AgeRule", "ValueRule")
@@ -135,8 +135,12 @@ def test_retention_days_follow_the_stage():
     assert stage("dev").parameters()[LOG_RETENTION] == "14"
     assert stage("prod").parameters()[LOG_RETENTION] == "90"
     assert stage("dev", log_retention_days=30).parameters()[LOG_RETENTION] == "30"
-    with pytest.raises(LimitError, match=r"RetentionInDays|LogRetentionDays"):
-        stage("dev", log_retention_days=10).check()
+    document = Declarations.load(ROOT).document
+    check_parameters(document, stage("dev").parameters())
+    with pytest.raises(LimitError, match="parameter LogRetentionDays: '10': must be one of 1, 3"):
+        check_parameters(document, stage("dev", log_retention_days=10).parameters())
+    with pytest.raises(LimitError, match="parameter DatabaseSecretArn: 'x': must match"):
+        check_parameters(document, stage("dev", database_secret_arn="x").parameters())
 
 
 def test_production_retains_the_broker_and_secrets_and_dev_does_not(dev_stack, prod_stack):

@@ -1,134 +1,129 @@
-"""What one deployment (a stage) is made of: options, resource names and tags."""
+"""What one deployment (a stage) is made of: its stack, its options and their checks."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from credit import settings
+from infra.errors import LimitError, Violation
 
 PROJECT = "credit"
-MANAGED_BY = "credit-infra"
-MANAGED_BY_TAG = "managed-by"
-STAGE_TAG = "stage"
 STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+# Stages whose broker and secrets outlive the stack (DeletionPolicy/UpdateReplacePolicy:
+# Retain); any other stage is marked with --production.
+PRODUCTION_STAGES = frozenset({"prod", "production"})
+DEFAULT_LOG_RETENTION_DAYS = 14
+PRODUCTION_LOG_RETENTION_DAYS = 90
 
-# Environment variables the deploy command reads; distinct from the services' own AMQP_URL,
-# MYSQL_URL and REDIS_URL, so a developer's local settings are never deployed by accident.
-DEPLOY_MYSQL_URL = "CREDIT_DEPLOY_MYSQL_URL"
-DEPLOY_REDIS_URL = "CREDIT_DEPLOY_REDIS_URL"
-BROKER_USERNAME = "CREDIT_BROKER_USERNAME"
-BROKER_PASSWORD = "CREDIT_BROKER_PASSWORD"  # noqa: S105 - the variable's name, not a secret
-
-SINGLE_INSTANCE = "SINGLE_INSTANCE"
-CLUSTER_MULTI_AZ = "CLUSTER_MULTI_AZ"
-DEFAULT_BROKER_INSTANCE_TYPE = "mq.t3.micro"
-DEFAULT_BROKER_ENGINE_VERSION = "3.13"  # quorum queues on Amazon MQ need 3.13 or later
-
-# Settings that carry credentials: deploy keeps them in the stage's services secret, which
-# credit.settings reads through CREDIT_SECRET_ID; they never go into a Lambda environment.
-SERVICE_SETTINGS = (settings.AMQP_URL, settings.MYSQL_URL, settings.REDIS_URL)
+# The root template's parameters that deploy fills in (names, ARNs and ids: no secret).
+SUBNET_IDS = "SubnetIds"
+SECURITY_GROUP_IDS = "SecurityGroupIds"
+DATABASE_SECRET_ARN = "DatabaseSecretArn"  # noqa: S105 - a parameter name, not a secret
+EXISTING_BROKER_ARN = "ExistingBrokerArn"
+EXISTING_BROKER_SECRET_ARN = "ExistingBrokerSecretArn"  # noqa: S105 - a parameter name
+EXISTING_BROKER_HOST = "ExistingBrokerHost"
+LOG_RETENTION = "LogRetentionDays"
 
 
 @dataclass(frozen=True)
-class BrokerCredentials:
-    """The broker user the event source mappings log in as, stored in Secrets Manager."""
+class ExistingBroker:
+    """An Amazon MQ broker the stack uses but does not own."""
 
-    username: str
-    password: str
-
-    def secret_string(self) -> str:
-        """The JSON Lambda's Amazon MQ event source mapping expects in a BASIC_AUTH secret."""
-        return json.dumps({"username": self.username, "password": self.password})
-
-    def __repr__(self) -> str:
-        return f"BrokerCredentials(username={self.username!r}, password='***')"
+    arn: str
+    secret_arn: str  # a {"username", "password"} secret of a user on that broker
+    host: str  # the AMQPS endpoint's host:port, e.g. b-1234.mq.eu-west-1.amazonaws.com:5671
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """The options of one deployment; every AWS name is derived from the stage."""
+    """The options of one deployment; the stack's name and tags derive from the stage."""
 
     stage: str = "dev"
     region: str = "us-east-1"
-    broker_arn: str | None = None
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
-    mysql_url: str | None = None
-    redis_url: str | None = None
-    broker_credentials: BrokerCredentials | None = None
-    broker_instance_type: str = DEFAULT_BROKER_INSTANCE_TYPE
-    broker_engine_version: str = DEFAULT_BROKER_ENGINE_VERSION
-    broker_deployment_mode: str = SINGLE_INSTANCE
-    broker_username: str = "credit"
+    database_secret_arn: str = ""
+    broker: ExistingBroker | None = None
+    production: bool = False
+    log_retention_days: int | None = None
     extra_tags: dict[str, str] = field(default_factory=dict)
 
     @property
-    def prefix(self) -> str:
+    def stack_name(self) -> str:
         return f"{PROJECT}-{self.stage}"
 
     @property
-    def role_name(self) -> str:
-        return f"{self.prefix}-functions"
+    def is_production(self) -> bool:
+        """Production keeps its broker and secrets when the stack goes (Retain)."""
+        return self.production or self.stage in PRODUCTION_STAGES
 
     @property
-    def policy_name(self) -> str:
-        return f"{self.prefix}-functions"
-
-    @property
-    def secret_name(self) -> str:
-        """The broker user's secret, which the event source mappings log in with."""
-        return f"{self.prefix}/broker"
-
-    @property
-    def services_secret_name(self) -> str:
-        """The service URLs' secret, which the functions and the API read via CREDIT_SECRET_ID."""
-        return f"{self.prefix}/services"
-
-    @property
-    def broker_name(self) -> str:
-        return self.prefix
-
-    @property
-    def manages_broker(self) -> bool:
-        """True when infra creates the broker; False when an existing one is given by ARN."""
-        return self.broker_arn is None
-
-    def function_name(self, declared_name: str) -> str:
-        return f"{self.prefix}-{declared_name}"
+    def retention_days(self) -> int:
+        if self.log_retention_days is not None:
+            return self.log_retention_days
+        if self.is_production:
+            return PRODUCTION_LOG_RETENTION_DAYS
+        return DEFAULT_LOG_RETENTION_DAYS
 
     @property
     def tags(self) -> dict[str, str]:
-        """Tags on every resource; teardown deletes only what carries them."""
+        """Tags on the stack; CloudFormation copies them onto every resource it creates."""
         return {
             **self.extra_tags,
             "project": "credit-pipeline",
-            STAGE_TAG: self.stage,
-            MANAGED_BY_TAG: MANAGED_BY,
+            "stage": self.stage,
+            "production": str(self.is_production).lower(),
         }
 
-    def owns(self, tags: dict[str, str]) -> bool:
-        """Whether a resource's tags say this stage's deploy created it."""
-        return tags.get(MANAGED_BY_TAG) == MANAGED_BY and tags.get(STAGE_TAG) == self.stage
-
-    def service_settings(self, amqp_url: str | None = None) -> dict[str, str | None]:
-        """What the services secret holds, under the names credit.settings reads.
-
-        None stands for a value this run cannot tell (AMQP_URL before the broker has an
-        endpoint, a URL left out of a dry run); the secret then keeps what it holds.
-        """
+    def parameters(self) -> dict[str, str]:
+        """The stack parameters: ids and ARNs only; every password stays in Secrets Manager."""
+        broker = self.broker
         return {
-            settings.AMQP_URL: amqp_url,
-            settings.MYSQL_URL: self.mysql_url,
-            settings.REDIS_URL: self.redis_url,
+            SUBNET_IDS: ",".join(self.subnet_ids),
+            SECURITY_GROUP_IDS: ",".join(self.security_group_ids),
+            DATABASE_SECRET_ARN: self.database_secret_arn,
+            EXISTING_BROKER_ARN: broker.arn if broker else "",
+            EXISTING_BROKER_SECRET_ARN: broker.secret_arn if broker else "",
+            EXISTING_BROKER_HOST: broker.host if broker else "",
+            LOG_RETENTION: str(self.retention_days),
         }
 
+    def check(self) -> None:
+        """Raise LimitError naming every option AWS would refuse, before any AWS call."""
+        violations = list(self.violations())
+        if violations:
+            raise LimitError(violations)
 
-def function_environment(declared: Mapping[str, str], secret_id: str) -> dict[str, str]:
-    """A function's Lambda environment: its declared variables and where its settings are.
-
-    The service URLs are not in it: credit.settings fetches them from the secret.
-    """
-    return {**declared, settings.SECRET_ID: secret_id}
+    def violations(self) -> list[Violation]:
+        found = []
+        if not STAGE_PATTERN.match(self.stage):
+            found.append(
+                Violation("option --stage", "stage", "must be 1-20 of a-z, 0-9, '-', from a-z")
+            )
+        if not self.subnet_ids or not self.security_group_ids:
+            found.append(
+                Violation(
+                    "option --subnet-ids/--security-group-ids",
+                    "VpcConfig",
+                    "both are required: the databases and a private broker are reachable "
+                    "only inside the VPC",
+                )
+            )
+        if not self.database_secret_arn.startswith("arn:"):
+            found.append(
+                Violation(
+                    "option --database-secret-arn",
+                    DATABASE_SECRET_ARN,
+                    "is required: the ARN of the secret holding MYSQL_URL and REDIS_URL",
+                )
+            )
+        broker = self.broker
+        if broker and not (broker.secret_arn.startswith("arn:") and broker.host):
+            found.append(
+                Violation(
+                    "option --broker-arn",
+                    EXISTING_BROKER_ARN,
+                    "an existing broker needs --broker-secret-arn and --broker-host too",
+                )
+            )
+        return found

@@ -1,147 +1,167 @@
-"""Function zips: the function folder at the root, plus the shared package and its dependencies.
+"""Function zips: the code folder at the root, plus the shared package and locked dependencies.
 
-Zips are byte-for-byte reproducible (sorted entries, fixed timestamps and modes), so their
-SHA-256 matches Lambda's CodeSha256 when nothing changed and a second deploy uploads nothing.
+Dependencies come from infra/requirements-lambda.txt (hashes, one version per package),
+installed for Lambda's platform with --require-hashes, so one commit always ships the same
+bytes. Zips are byte-for-byte reproducible (sorted entries, fixed timestamps and modes): the
+same input gives the same SHA-256, which names the object in S3, so an unchanged function
+uploads nothing.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import io
 import logging
+import re
 import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import credit
 from infra.errors import PackageError
-from local_runtime.declaration import DECLARATION_FILE, FunctionSpec
 
 LOGGER = logging.getLogger(__name__)
 
 SHARED_PACKAGE = Path(credit.__file__).resolve().parent
-# The shared package's runtime dependencies (pyproject's list without chalice and boto3:
-# boto3 is in every Lambda Python runtime, chalice is only the API's and Chalice packages it).
-LAYER_REQUIREMENTS: tuple[str, ...] = ("pika>=1.3,<2", "redis[hiredis]>=5.3,<9", "pymysql>=1.1,<2")
+LOCK_FILE = Path(__file__).resolve().parent / "requirements-lambda.txt"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
-# function.json is deploy metadata applied as Lambda configuration; nothing reads it at run time.
-EXCLUDED_NAMES = frozenset({DECLARATION_FILE, "__pycache__", ".pytest_cache", "bin", "tests"})
+EXCLUDED_NAMES = frozenset({"function.json", "template.yaml", "__pycache__", "tests"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
-FILE_MODE = 0o644 << 16
+FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--
+_LOCK_PYTHON = re.compile(r"--python-version (\d+\.\d+)")
+
+Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
 
 
 class Vendor(Protocol):
-    """Installs requirements into a folder, for the given Lambda runtime (e.g. python3.11)."""
+    """Installs the locked dependencies into a folder, for a Lambda runtime (python3.11)."""
 
-    def __call__(self, requirements: Sequence[str], target: Path, runtime: str) -> None: ...
-
-
-def skip_dependencies(requirements: Sequence[str], target: Path, runtime: str) -> None:
-    """A Vendor that installs nothing: for tests and offline builds (the zip lacks pika etc.)."""
-    LOGGER.info("not vendoring %s for %s", ", ".join(requirements), runtime)
-
-
-Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
+    def __call__(self, target: Path, runtime: str) -> None: ...
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
-@dataclass(frozen=True)
-class PipVendor:
-    """Vendors wheels for Lambda's platform with pip; falls back to a plain install."""
+def lock_python(lock: Path = LOCK_FILE) -> str:
+    """The Python version the lock file was resolved for (from the command at its top)."""
+    found = _LOCK_PYTHON.search(lock.read_text())
+    if not found:
+        raise PackageError(f"{lock}: its header does not say --python-version")
+    return found.group(1)
 
+
+@dataclass(frozen=True)
+class LockedVendor:
+    """pip install -r the lock file --require-hashes, for Lambda's platform and Python.
+
+    There is no fallback to a plain install: a wheel missing for Lambda's platform is an
+    error, since a host-built one could differ from deploy to deploy, or not load on Lambda.
+    """
+
+    lock: Path = LOCK_FILE
     python: str = sys.executable
     platform: str = LAMBDA_PLATFORM
     run: Runner = _run
 
-    def command(
-        self, requirements: Sequence[str], target: Path, runtime: str, for_lambda: bool = True
-    ) -> list[str]:
-        command = [self.python, "-m", "pip", "install", "--quiet", "--no-compile"]
-        command += ["--target", str(target), "--upgrade"]
-        if for_lambda:
-            version = runtime.removeprefix("python")
-            command += ["--platform", self.platform, "--only-binary=:all:"]
-            command += ["--python-version", version, "--implementation", "cp"]
-        return [*command, *requirements]
+    def command(self, target: Path, runtime: str) -> list[str]:
+        version = runtime.removeprefix("python")
+        return [
+            self.python, "-m", "pip", "install", "--quiet", "--no-compile", "--no-deps",
+            "--disable-pip-version-check", "--require-hashes", "-r", str(self.lock),
+            "--target", str(target), "--platform", self.platform, "--only-binary=:all:",
+            "--python-version", version, "--implementation", "cp",
+        ]  # fmt: skip
 
-    def __call__(self, requirements: Sequence[str], target: Path, runtime: str) -> None:
-        if not requirements:
-            return
-        result = self.run(self.command(requirements, target, runtime))
+    def __call__(self, target: Path, runtime: str) -> None:
+        expected = lock_python(self.lock)
+        if runtime != f"python{expected}":
+            raise PackageError(
+                f"{self.lock} is resolved for python{expected}, a function declares {runtime}: "
+                "regenerate the lock with the command at its top, for that version"
+            )
+        result = self.run(self.command(target, runtime))
         if result.returncode != 0:
-            LOGGER.warning("pip for %s failed, retrying plainly: %s", runtime, result.stderr)
-            result = self.run(self.command(requirements, target, runtime, for_lambda=False))
-        if result.returncode != 0:
-            raise PackageError(f"pip could not vendor {', '.join(requirements)}: {result.stderr}")
+            raise PackageError(f"pip could not install {self.lock}: {result.stderr.strip()}")
+
+
+def no_dependencies(target: Path, runtime: str) -> None:
+    """A Vendor that installs nothing: for tests of the zip layout and offline builds."""
+    LOGGER.info("not installing the locked dependencies for %s", runtime)
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """One built zip and the numbers deploy compares and checks."""
+    """One built zip: its bytes' SHA-256 names it in S3."""
 
-    function: str
+    name: str
     path: Path
-    code_sha256: str  # base64 of the SHA-256 digest, as Lambda reports CodeSha256
+    sha256: str  # hex digest of the zip
     size: int
     unzipped_size: int
 
-    def read(self) -> bytes:
-        return self.path.read_bytes()
 
-
-def build_all(
-    specs: Sequence[FunctionSpec], build_dir: Path, vendor: Vendor = skip_dependencies
-) -> dict[str, Artifact]:
-    """Build every function's zip; dependencies are vendored once per runtime."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    deps: dict[str, Path] = {}
-    for runtime in sorted({spec.runtime for spec in specs}):
-        deps[runtime] = vendor_layer(build_dir / f"layer-{runtime}", runtime, vendor)
-    return {
-        spec.name: build_zip(spec, build_dir / f"{spec.name}.zip", deps[spec.runtime])
-        for spec in specs
-    }
-
-
-def vendor_layer(target: Path, runtime: str, vendor: Vendor) -> Path:
-    """A fresh folder holding the shared package's dependencies, like a Lambda layer's python/."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    vendor(LAYER_REQUIREMENTS, target, runtime)
+def dependencies(build_dir: Path, runtime: str, vendor: Vendor) -> Path:
+    """The locked dependencies installed once per lock and runtime, reused while unchanged."""
+    key = hashlib.sha256(LOCK_FILE.read_bytes() + runtime.encode()).hexdigest()[:16]
+    target = build_dir / f"deps-{runtime}-{key}"
+    if (target / ".complete").is_file():
+        return target
+    partial = target.with_suffix(".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    vendor(partial, runtime)
+    (partial / ".complete").touch()
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
     return target
 
 
-def build_zip(spec: FunctionSpec, destination: Path, dependencies: Path | None = None) -> Artifact:
-    """Write the function's zip: its folder at the root, then credit/, then the dependencies."""
-    entries = dict(zip_entries(dependencies)) if dependencies else {}
-    entries.update(zip_entries(SHARED_PACKAGE, prefix=SHARED_PACKAGE.name))
-    entries.update(zip_entries(spec.directory))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=FIXED_TIMESTAMP)
+def build_zip(name: str, code_dir: Path, destination: Path, deps: Path | None) -> Artifact:
+    """The function's zip: its folder at the root (Lambda's task root), credit/, dependencies."""
+    entries = dict(folder_entries(deps)) if deps else {}
+    entries.update(folder_entries(SHARED_PACKAGE, prefix=SHARED_PACKAGE.name))
+    entries.update(folder_entries(code_dir))
+    contents = {zip_name: path.read_bytes() for zip_name, path in entries.items()}
+    return write_zip(name, contents, destination)
+
+
+def normalised(name: str, source: Path, destination: Path) -> Artifact:
+    """Another tool's zip (Chalice's deployment.zip) rewritten reproducibly, same contents."""
+    with zipfile.ZipFile(source) as archive:
+        contents = {
+            info.filename: archive.read(info)
+            for info in archive.infolist()
+            if not info.is_dir() and not _excluded(Path(info.filename))
+        }
+    return write_zip(name, contents, destination)
+
+
+def write_zip(name: str, contents: Mapping[str, bytes], destination: Path) -> Artifact:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in sorted(contents):
+            info = zipfile.ZipInfo(entry, date_time=FIXED_TIMESTAMP)
             info.external_attr = FILE_MODE
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entries[name].read_bytes())
-    data = destination.read_bytes()
-    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    unzipped = sum(path.stat().st_size for path in entries.values())
-    LOGGER.info("built %s: %d bytes, %d files", destination, len(data), len(entries))
-    return Artifact(spec.name, destination, digest, len(data), unzipped)
+            info.create_system = 3  # Unix, whatever the building host
+            archive.writestr(info, contents[entry])
+    data = buffer.getvalue()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(data)
+    unzipped = sum(len(body) for body in contents.values())
+    LOGGER.info("built %s: %d bytes, %d files", destination, len(data), len(contents))
+    return Artifact(name, destination, hashlib.sha256(data).hexdigest(), len(data), unzipped)
 
 
-def zip_entries(root: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
-    """(name in the zip, file) for every file under root that belongs in a deployment package."""
+def folder_entries(root: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """(name in the zip, file) for every file under root that belongs in a package."""
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
         if not path.is_file() or _excluded(relative):
@@ -155,5 +175,5 @@ def _excluded(relative: Path) -> bool:
     return (
         hidden
         or bool(EXCLUDED_NAMES.intersection(relative.parts))
-        or (relative.suffix in EXCLUDED_SUFFIXES)
+        or relative.suffix in EXCLUDED_SUFFIXES
     )

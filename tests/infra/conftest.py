@@ -1,47 +1,39 @@
-"""Fixtures for infra tests: fake AWS credentials, moto, stubbed mappings, call counting."""
+"""Fixtures for infra tests: fake AWS credentials and the stack template, built once."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from infra.clients import Clients
 from infra.config import StageConfig
-from infra.package import Artifact, build_all, skip_dependencies
-from local_runtime.declaration import FunctionSpec, discover
-from tests.infra.stubs import MappingStubs
+from infra.deploy import Built, build
+from infra.package import Artifact, no_dependencies
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
-READ_PREFIXES = ("Get", "List", "Describe")
-# Distinctive, so "no Lambda variable contains a password" cannot pass or fail by accident.
-MYSQL_PASSWORD = "mysql-pw-Q7xK2v"
-REDIS_PASSWORD = "redis-pw-Z4nR8c"
+ACCOUNT = "123456789012"
+SUBNETS = ("subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719")
+GROUPS = ("sg-0a1b2c3d4e5f60718",)
+DATABASE_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:credit-dev/databases-AbCdEf"
 
 
-class CallLog:
-    """Every AWS operation the clients were asked for, in order (recorded before any stub)."""
+def stage(name: str = "dev", **options: Any) -> StageConfig:
+    settings: dict[str, Any] = {
+        "region": REGION,
+        "subnet_ids": SUBNETS,
+        "security_group_ids": GROUPS,
+        "database_secret_arn": DATABASE_SECRET,
+    }
+    return StageConfig(stage=name, **{**settings, **options})
 
-    def __init__(self) -> None:
-        self.operations: list[str] = []
 
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.operations.append(model.name)
-
-    def watch(self, *clients: Any) -> None:
-        for client in clients:
-            client.meta.events.register("before-parameter-build.*.*", self)
-
-    @property
-    def writes(self) -> list[str]:
-        return [name for name in self.operations if not name.startswith(READ_PREFIXES)]
-
-    def clear(self) -> None:
-        self.operations.clear()
+def named(artifact: Artifact) -> dict[str, str]:
+    """Where a test build says code is, without S3."""
+    return {"Bucket": "credit-deploy-test", "Key": f"code/{artifact.sha256}.zip"}
 
 
 @pytest.fixture(autouse=True)
@@ -55,61 +47,28 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", REGION)
 
 
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def calls() -> CallLog:
-    return CallLog()
-
-
-@pytest.fixture
-def stubs(aws: None) -> Iterator[MappingStubs]:
-    stubbed = MappingStubs(boto3.client("lambda", region_name=REGION))
-    yield stubbed
-    stubbed.stubber.deactivate()
-
-
-@pytest.fixture
-def clients(aws: None, stubs: MappingStubs, calls: CallLog) -> Clients:
-    """moto for IAM, Secrets Manager, MQ and Lambda functions; Stubber for the mappings."""
-    made = Clients(
-        iam=boto3.client("iam", region_name=REGION),
-        secrets=boto3.client("secretsmanager", region_name=REGION),
-        mq=boto3.client("mq", region_name=REGION),
-        lambda_=boto3.client("lambda", region_name=REGION),
-        mappings=stubs.client,
-    )
-    calls.watch(made.iam, made.secrets, made.mq, made.lambda_, made.mappings)
-    return made
-
-
-@pytest.fixture
-def config() -> StageConfig:
-    return StageConfig(
-        stage="test",
-        region=REGION,
-        subnet_ids=("subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"),
-        security_group_ids=("sg-0a1b2c3d4e5f60718",),
-        mysql_url=f"mysql://credit:{MYSQL_PASSWORD}@credit.cluster-x.{REGION}.rds.amazonaws.com"
-        ":3306/credit",
-        redis_url=f"rediss://:{REDIS_PASSWORD}@credit.x.cache.amazonaws.com:6379/0",
-    )
+@pytest.fixture(scope="session")
+def build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("infra-build")
 
 
 @pytest.fixture(scope="session")
-def specs() -> list[FunctionSpec]:
-    """The repository's real declarations."""
-    return discover()
+def dev_stack(build_root: Path) -> Built:
+    """The dev stage's template, built from the repository's declarations (no dependencies)."""
+    return build(ROOT, stage("dev"), build_root / "dev", no_dependencies, named)
 
 
 @pytest.fixture(scope="session")
-def artifacts(
-    specs: list[FunctionSpec], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Artifact]:
-    """Zips of the real functions, dependencies not vendored (no network in tests)."""
-    build_dir: Path = tmp_path_factory.mktemp("build")
-    return build_all(specs, build_dir, skip_dependencies)
+def prod_stack(build_root: Path) -> Built:
+    return build(ROOT, stage("prod"), build_root / "prod", no_dependencies, named)
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the repository's declarations and function folders, to change freely."""
+    copy = tmp_path / "project"
+    copy.mkdir()
+    shutil.copy(ROOT / "template.yaml", copy / "template.yaml")
+    ignore = shutil.ignore_patterns("__pycache__", "deployments", "venv")
+    shutil.copytree(ROOT / "functions", copy / "functions", ignore=ignore)
+    yield copy

@@ -15,7 +15,9 @@ import pytest
 
 from credit.messages import decode_rule_body
 from credit.rmq_event import records
-from local_runtime.declaration import FUNCTIONS_DIR
+from tests.infra.conftest import ROOT
+
+FUNCTIONS_DIR = ROOT / "functions"
 
 SAMPLE = Path(__file__).resolve().parent / "events" / "aws-rmq-sample.json"
 TASK_ROOT_MODULES = ("rule", "handler")

@@ -1,108 +1,145 @@
-"""Function zips: Lambda's task root layout, the shared package inside, reproducible bytes."""
+"""Function zips: locked dependencies (hashes, Lambda's platform), the same bytes from the
+same commit, and the layout Lambda imports from."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
-from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from infra.errors import PackageError
-from infra.package import LAYER_REQUIREMENTS, PipVendor, build_all, build_zip
+from infra.package import LOCK_FILE, LockedVendor, build_zip, dependencies, lock_python
+from tests.infra.conftest import ROOT
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", re.MULTILINE)
 
 
-def names(path: Path) -> set[str]:
-    with zipfile.ZipFile(path) as archive:
-        return set(archive.namelist())
+def locked() -> dict[str, str]:
+    text = LOCK_FILE.read_text()
+    return {name.lower(): version for name, version in PIN.findall(text)}
 
 
-def test_zip_has_the_function_folder_at_its_root_and_credit_beside_it(artifacts):
-    contents = names(artifacts["age_rule"].path)
-
-    assert {"handler.py", "rule.py"} <= contents
-    assert {"credit/__init__.py", "credit/rule_function.py", "credit/topology.py"} <= contents
-    assert "credit/migrations/0001_init.sql" in contents
+def lambda_group() -> list[Requirement]:
+    return [Requirement(line) for line in PYPROJECT["dependency-groups"]["lambda"]]
 
 
-def test_zip_leaves_out_the_declaration_and_bytecode(artifacts):
-    contents = names(artifacts["value_rule"].path)
+def test_the_lock_says_how_to_regenerate_it_from_pyproject():
+    header = LOCK_FILE.read_text().splitlines()[:2]
 
-    assert "function.json" not in contents  # applied as Lambda configuration, not code
-    assert not [name for name in contents if "__pycache__" in name or name.endswith(".pyc")]
-
-
-def test_zips_are_reproducible(specs, tmp_path):
-    first = build_zip(specs[0], tmp_path / "one.zip")
-    second = build_zip(specs[0], tmp_path / "two.zip")
-
-    assert first.code_sha256 == second.code_sha256
-    assert first.path.read_bytes() == second.path.read_bytes()
+    assert "uv pip compile --group pyproject.toml:lambda --generate-hashes" in header[1]
+    assert "--python-platform x86_64-manylinux2014" in header[1]
+    assert f"-o infra/{LOCK_FILE.name}" in header[1]
 
 
-def test_vendored_dependencies_sit_at_the_zip_root_like_a_layer(specs, tmp_path):
-    def fake_vendor(requirements, target, runtime):
-        assert list(requirements) == list(LAYER_REQUIREMENTS) and runtime == "python3.11"
-        (target / "pika").mkdir()
-        (target / "pika" / "__init__.py").write_text("")
-        (target / "bin").mkdir()
-        (target / "bin" / "script").write_text("")
+def test_the_lock_pins_every_lambda_dependency_within_pyprojects_bounds():
+    pins = locked()
 
-    artifacts = build_all(specs, tmp_path, fake_vendor)
+    for requirement in lambda_group():
+        name = requirement.name.lower()
+        assert name in pins, f"{name} is in pyproject's lambda group but not in the lock"
+        assert requirement.specifier.contains(pins[name]), (
+            f"{name}=={pins[name]} is outside pyproject's {requirement.specifier}: "
+            "regenerate the lock with the command at its top"
+        )
+        for extra in requirement.extras:
+            assert extra in pins  # redis[hiredis] brings hiredis, which the lock must pin
 
-    contents = names(artifacts["age_rule"].path)
-    assert "pika/__init__.py" in contents
-    assert "bin/script" not in contents
 
-
-def test_handler_imports_from_the_unzipped_package_as_lambda_would(artifacts, tmp_path):
-    with zipfile.ZipFile(artifacts["age_rule"].path) as archive:
-        archive.extractall(tmp_path)
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import handler, credit, rule; "
-        "print(credit.__file__); print(handler.handler.__module__, rule.judge(30).passed)"
+def test_the_lambda_group_repeats_pyprojects_own_requirements_exactly():
+    declared = set(PYPROJECT["project"]["dependencies"]) | set(
+        PYPROJECT["project"]["optional-dependencies"]["dev"]
     )
 
+    for line in PYPROJECT["dependency-groups"]["lambda"]:
+        assert line in declared, f"{line!r}: not the requirement pyproject gives elsewhere"
+
+
+def test_every_pin_carries_hashes():
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", LOCK_FILE.read_text())
+
+    for block in blocks[1:]:
+        assert "--hash=sha256:" in block, block.splitlines()[0]
+
+
+def test_dependencies_install_only_from_the_lock_for_lambdas_platform(tmp_path):
+    command = LockedVendor().command(tmp_path, "python3.11")
+
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:"} <= set(command)
+    assert command[command.index("-r") + 1] == str(LOCK_FILE)
+    assert command[command.index("--platform") + 1] == "manylinux2014_x86_64"
+    assert command[command.index("--python-version") + 1] == "3.11"
+
+
+def test_a_runtime_the_lock_was_not_resolved_for_is_refused(tmp_path):
+    with pytest.raises(
+        PackageError, match=r"resolved for python3\.11, a function declares python3\.12"
+    ):
+        LockedVendor().__call__(tmp_path, "python3.12")
+    assert lock_python() == "3.11"
+
+
+@pytest.fixture(scope="session")
+def two_installs(tmp_path_factory):
+    """The locked dependencies installed twice, into two fresh folders (pip, from PyPI)."""
+    vendor = LockedVendor()
+    return [
+        dependencies(tmp_path_factory.mktemp(f"deps-{n}"), "python3.11", vendor) for n in (1, 2)
+    ]
+
+
+@pytest.mark.slow
+def test_two_builds_of_one_commit_are_the_same_bytes(two_installs, tmp_path):
+    code = ROOT / "functions" / "age_rule"
+
+    first = build_zip("AgeRule", code, tmp_path / "a.zip", two_installs[0])
+    second = build_zip("AgeRule", code, tmp_path / "b.zip", two_installs[1])
+
+    assert first.sha256 == second.sha256
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+
+@pytest.mark.slow
+def test_the_zip_holds_the_handler_the_shared_package_and_the_pinned_libraries(
+    two_installs, tmp_path
+):
+    artifact = build_zip(
+        "AgeRule", ROOT / "functions" / "age_rule", tmp_path / "f.zip", two_installs[0]
+    )
+    names = zipfile.ZipFile(artifact.path).namelist()
+
+    assert {"handler.py", "rule.py", "credit/__init__.py", "pika/__init__.py"} <= set(names)
+    assert f"pika-{locked()['pika']}.dist-info/METADATA" in names
+    assert not [n for n in names if n.endswith((".pyc", "template.yaml", "function.json"))]
+    unzipped = tmp_path / "task-root"
+    zipfile.ZipFile(artifact.path).extractall(unzipped)
+    probe = "import credit, handler, pika, pymysql, redis; print(pika.__file__)"
     result = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(unzipped)!r}); {probe}"],
+        capture_output=True, text=True, check=False, cwd=unzipped,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(unzipped))
+
+
+def test_chalices_zip_is_rewritten_the_same_way_every_time(dev_stack, prod_stack):
+    # Two chalice package runs (two stages) give the API one zip, byte for byte.
+    assert dev_stack.artifacts["APIHandler"].sha256 == prod_stack.artifacts["APIHandler"].sha256
+    names = zipfile.ZipFile(dev_stack.artifacts["APIHandler"].path).namelist()
+    assert {"app.py", "chalice/app.py", "chalicelib/dependencies.py", "credit/settings.py"} <= set(
+        names
     )
-
-    credit_file, outcome = result.stdout.splitlines()
-    assert Path(credit_file).is_relative_to(tmp_path)
-    assert outcome == "handler True"
+    info = zipfile.ZipFile(dev_stack.artifacts["APIHandler"].path).infolist()
+    assert {entry.date_time for entry in info} == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_pip_vendor_asks_for_lambda_platform_wheels(tmp_path):
-    command = PipVendor(python="python").command(["pika"], tmp_path, "python3.12")
+def test_the_topology_handler_ships_without_infra(dev_stack):
+    names = zipfile.ZipFile(dev_stack.artifacts["TopologyFunction"].path).namelist()
 
-    assert command[:3] == ["python", "-m", "pip"]
-    assert command[command.index("--target") + 1] == str(tmp_path)
-    assert "--platform" in command and "manylinux2014_x86_64" in command
-    assert "--only-binary=:all:" in command
-    assert command[command.index("--python-version") + 1] == "3.12"
-    assert command[-1] == "pika"
-
-
-def test_pip_vendor_falls_back_to_a_plain_install(tmp_path):
-    seen: list[list[str]] = []
-
-    def run(command):
-        seen.append(command)
-        return subprocess.CompletedProcess(command, 1 if len(seen) == 1 else 0, "", "no wheel")
-
-    PipVendor(python="python", run=run)(["pika"], tmp_path, "python3.11")
-
-    assert "--platform" in seen[0] and "--platform" not in seen[1]
-
-
-def test_pip_vendor_failure_is_a_package_error(tmp_path):
-    def run(command):
-        return subprocess.CompletedProcess(command, 1, "", "no such package")
-
-    with pytest.raises(PackageError, match="no such package"):
-        PipVendor(python="python", run=run)(["nothing-here"], tmp_path, "python3.11")
+    assert "handler.py" in names and "credit/topology.py" in names
+    assert not [n for n in names if n.startswith("infra/")]

@@ -1,1 +1,0 @@
-"""One module per AWS resource: read its current state, plan the change, apply it."""

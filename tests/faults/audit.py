@@ -172,26 +172,38 @@ class DecisionWatch:
 
 
 def read_rows(conn: pymysql.Connection) -> dict[str, Row]:
-    """Every ticket with its verdicts (a list per rule: more than one would be a double)."""
+    """Every ticket with its verdicts (a list per rule: more than one would be a double).
+
+    Both tables are read from one snapshot: a ticket still being decided (one no client was
+    told about, so nothing waited for it) would otherwise show a decision without the verdict
+    committed with it."""
     with conn.cursor() as cursor:
-        cursor.execute("SELECT ticket_id, rule, passed FROM rule_results")
-        verdicts: dict[str, dict[str, list[bool]]] = {}
-        for ticket, rule, passed in cursor.fetchall():
-            verdicts.setdefault(ticket, {}).setdefault(rule, []).append(bool(passed))
-        cursor.execute(
-            "SELECT id, age, value, status, required_rules, created_at, decided_at FROM tickets"
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            return _read_rows(cursor)
+        finally:
+            cursor.execute("COMMIT")
+
+
+def _read_rows(cursor: pymysql.cursors.Cursor) -> dict[str, Row]:
+    cursor.execute("SELECT ticket_id, rule, passed FROM rule_results")
+    verdicts: dict[str, dict[str, list[bool]]] = {}
+    for ticket, rule, passed in cursor.fetchall():
+        verdicts.setdefault(ticket, {}).setdefault(rule, []).append(bool(passed))
+    cursor.execute(
+        "SELECT id, age, value, status, required_rules, created_at, decided_at FROM tickets"
+    )
+    return {
+        ticket: Row(
+            int(age),
+            Decimal(value),
+            status,
+            tuple(rules.split(",")),
+            verdicts.get(ticket, {}),
+            (decided - created).total_seconds() if decided else None,
         )
-        return {
-            ticket: Row(
-                int(age),
-                Decimal(value),
-                status,
-                tuple(rules.split(",")),
-                verdicts.get(ticket, {}),
-                (decided - created).total_seconds() if decided else None,
-            )
-            for ticket, age, value, status, rules, created, decided in cursor.fetchall()
-        }
+        for ticket, age, value, status, rules, created, decided in cursor.fetchall()
+    }
 
 
 def latency_summary(rows: Mapping[str, Row], tickets: Iterable[str]) -> str:

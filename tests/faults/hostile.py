@@ -429,7 +429,7 @@ class Crowd:
         """Open every connection, then start the slow clients and the thread sampler."""
         for _ in range(self._idle_count):
             try:
-                self._idle.append(socket.create_connection(("127.0.0.1", self._port), 2))
+                self._idle.append(_connect(self._port))
             except OSError:
                 self.report.idle_refused += 1
         self.report.idle_opened = len(self._idle)
@@ -437,7 +437,7 @@ class Crowd:
         request = post_head() + padding + framed(body(HIDDEN_AGE, HIDDEN_VALUE))
         for _ in range(self._slow_count):
             with contextlib.suppress(OSError):
-                sock = socket.create_connection(("127.0.0.1", self._port), 2)
+                sock = _connect(self._port)
                 self._slow[sock] = (time.monotonic(), iter(request))
         for thread in self._threads:
             thread.start()
@@ -474,6 +474,13 @@ class Crowd:
         while not self._stop.wait(SAMPLE_SECONDS):
             count = thread_count(self._api_pid)
             self.report.max_threads = max(self.report.max_threads, count)
+
+
+def _connect(port: int) -> socket.socket:
+    """A blocking connection: a Python-level timeout would poll before every MSG_DONTWAIT recv."""
+    sock = socket.create_connection(("127.0.0.1", port), CONNECT_SECONDS)
+    sock.settimeout(None)
+    return sock
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:

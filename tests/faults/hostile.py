@@ -9,6 +9,7 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
@@ -216,14 +217,19 @@ class ProbeTally:
     """What the hostile clients of a scenario found, and what they were told."""
 
     ledger: Ledger = field(default_factory=Ledger)
-    problems: list[str] = field(default_factory=list)
+    found: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def problem(self, text: str) -> None:
         LOGGER.error("hostile client: %s", text)
         with self._lock:
-            self.problems.append(text)
+            self.found[text] += 1
+
+    @property
+    def problems(self) -> list[str]:
+        """Each problem once, with how many rounds met it."""
+        return [text if n == 1 else f"{text} (x{n})" for text, n in self.found.items()]
 
 
 def run_framing(port: int, probe: FramingProbe, tally: ProbeTally) -> None:
@@ -363,7 +369,7 @@ def run_money(port: int, probe: MoneyProbe, age: int, tally: ProbeTally) -> None
     try:
         answer = exchange(port, framed(raw))
     except OSError as exc:
-        tally.problem(f"money {raw!r}: could not connect ({exc!r})")
+        tally.problem(f"money {probe.template}: could not connect ({exc!r})")
         return
     tally.sent += 1
     status = answer.statuses[0] if answer.statuses else None
@@ -377,7 +383,7 @@ def run_money(port: int, probe: MoneyProbe, age: int, tally: ProbeTally) -> None
         tally.ledger.attempt(asked, amount, outcome)
     allowed = {Verdict.REFUSE: (400,), Verdict.ACCEPT: (202,), Verdict.EITHER: (202, 400)}
     if status not in allowed[probe.verdict]:
-        tally.problem(f"money {raw!r} {probe.verdict.value}, got {status or 'no answer'}")
+        tally.problem(f"money {probe.template} {probe.verdict.value}, got {status or 'no answer'}")
 
 
 # --- crowds: idle connections and slow clients ---------------------------------------------

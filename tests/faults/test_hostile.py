@@ -69,3 +69,13 @@ def test_every_smuggling_probe_hides_a_whole_request_behind_an_empty_chunked_bod
     smuggling = [p for p in probes if hostile.HIDDEN_REQUEST in p.first]
     assert len(smuggling) >= 4
     assert all(b"0\r\n\r\n" + hostile.HIDDEN_REQUEST in p.first for p in smuggling)
+
+
+def test_a_lenient_chunk_size_still_names_the_length_of_its_chunk():
+    ages = hostile.cycle_ages()
+    for _ in range(3):  # past the first rounds, ages have three digits and bodies grow by one
+        probes = {p.name: p for p in hostile.framing_probes(ages)}
+    for name in ("chunk size 0x prefix", "chunk size with _"):
+        chunks = probes[name].first.partition(b"\r\n\r\n")[2]
+        size, _, rest = chunks.partition(b"\r\n")
+        assert int(size, 16) == len(rest.split(b"\r\n")[0]), name  # int() is the lenient parser

@@ -102,7 +102,7 @@ class Run:
             code = self.stack.stop_runtime()
             if code not in (0, None):
                 self.result.log.problems.append(f"runtime exited with status {code}")
-        self.result.details.extend(runtime_log_summary(self.stack.log_path))
+        self.result.details.extend(runtime_log_summary(self.stack.runtime_log()))
         return self.result
 
     def _connect_amqp(self) -> pika.BlockingConnection:
@@ -242,11 +242,7 @@ class Run:
 
     def _check_reconnects(self) -> None:
         """A consumer that connected more than once, with no broker fault, is looping."""
-        try:
-            lines = self.stack.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return
-        connections = consumer_connections(lines)
+        connections = consumer_connections(self.stack.runtime_log())
         self.result.details.append(
             "consumer connections: " + ", ".join(f"{f} {n}" for f, n in sorted(connections.items()))
         )
@@ -308,12 +304,8 @@ def _rejected_ids(connection: pymysql.Connection) -> list[str | None]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def runtime_log_summary(path: Path) -> list[str]:
+def runtime_log_summary(lines: list[str]) -> list[str]:
     """A line on what the runtime's log says: failed batches, handler and runtime errors."""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
     failed = sum(1 for line in lines if "batch of" in line and "failed (" in line)
     handler_errors = sum(1 for line in lines if line.startswith("[") and "] [ERROR] " in line)
     runtime_errors = sum(1 for line in lines if " ERROR " in line and " pika." not in line)

@@ -93,6 +93,8 @@ class Stack:
         self.mariadb = PrivateMariaDB()
         self.port = free_port()
         self.log_path = workdir / "runtime.log"
+        # A folder given again (--logs) keeps earlier runs' lines; this run's start here.
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._runtime: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.follower = LogFollower(self.log_path)
@@ -289,6 +291,15 @@ class Stack:
         if done.returncode != 0:
             raise StackError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
         return done.stdout
+
+    def runtime_log(self) -> list[str]:
+        """This run's lines of the runtime's log."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_start)
+                return log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
 
     def broker_log(self) -> str:
         """The private node's log so far."""

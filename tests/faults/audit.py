@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pymysql
 
 from credit.domain import decide
-from tests.faults.load import Accepted
+from tests.faults.load import UNKNOWN, Accepted, Attempt
 
 LOGGER = logging.getLogger(__name__)
 MIN_AGE = 18
@@ -24,6 +25,10 @@ POLL_SECONDS = 1.0
 WRONG_REQUEST = "stored request is not the one sent"
 WRONG_VERDICT = "a verdict the rule does not give"
 WRONG_DECISION = "decision the rules do not give"
+STORED_UNSENT = "stored, but no client sent its request"
+STORED_REFUSED = "stored, but every request for it was refused"
+CENT = Decimal("0.01")
+CONSUMING = re.compile(r" local_runtime\.mapping: (\S+): consuming ")
 
 Connect = Callable[[], pymysql.Connection]
 Decision = tuple[str, datetime | None]
@@ -74,6 +79,8 @@ class Audit:
     wrong_kinds: Counter[str] = field(default_factory=Counter)
     unaccepted_stored: int = 0  # stored, but the client never got the 202 (it retried)
     unaccepted_pending: int = 0  # of those, still PENDING: stored half-way or stranded
+    stored_unsent: int = 0  # no request a client sent has its age and value: a hidden request
+    stored_refused: int = 0  # every request with its age and value was refused (503, 4xx)
     samples: dict[str, list[str]] = field(default_factory=dict)
 
     def note(
@@ -165,26 +172,38 @@ class DecisionWatch:
 
 
 def read_rows(conn: pymysql.Connection) -> dict[str, Row]:
-    """Every ticket with its verdicts (a list per rule: more than one would be a double)."""
+    """Every ticket with its verdicts (a list per rule: more than one would be a double).
+
+    Both tables are read from one snapshot: a ticket still being decided (one no client was
+    told about, so nothing waited for it) would otherwise show a decision without the verdict
+    committed with it."""
     with conn.cursor() as cursor:
-        cursor.execute("SELECT ticket_id, rule, passed FROM rule_results")
-        verdicts: dict[str, dict[str, list[bool]]] = {}
-        for ticket, rule, passed in cursor.fetchall():
-            verdicts.setdefault(ticket, {}).setdefault(rule, []).append(bool(passed))
-        cursor.execute(
-            "SELECT id, age, value, status, required_rules, created_at, decided_at FROM tickets"
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            return _read_rows(cursor)
+        finally:
+            cursor.execute("COMMIT")
+
+
+def _read_rows(cursor: pymysql.cursors.Cursor) -> dict[str, Row]:
+    cursor.execute("SELECT ticket_id, rule, passed FROM rule_results")
+    verdicts: dict[str, dict[str, list[bool]]] = {}
+    for ticket, rule, passed in cursor.fetchall():
+        verdicts.setdefault(ticket, {}).setdefault(rule, []).append(bool(passed))
+    cursor.execute(
+        "SELECT id, age, value, status, required_rules, created_at, decided_at FROM tickets"
+    )
+    return {
+        ticket: Row(
+            int(age),
+            Decimal(value),
+            status,
+            tuple(rules.split(",")),
+            verdicts.get(ticket, {}),
+            (decided - created).total_seconds() if decided else None,
         )
-        return {
-            ticket: Row(
-                int(age),
-                Decimal(value),
-                status,
-                tuple(rules.split(",")),
-                verdicts.get(ticket, {}),
-                (decided - created).total_seconds() if decided else None,
-            )
-            for ticket, age, value, status, rules, created, decided in cursor.fetchall()
-        }
+        for ticket, age, value, status, rules, created, decided in cursor.fetchall()
+    }
 
 
 def latency_summary(rows: Mapping[str, Row], tickets: Iterable[str]) -> str:
@@ -199,8 +218,17 @@ def latency_summary(rows: Mapping[str, Row], tickets: Iterable[str]) -> str:
     return f"decision latency p50 {at(0.5):.2f}s, p99 {at(0.99):.2f}s, max {found[-1]:.2f}s"
 
 
-def audit(accepted: Sequence[Accepted], rows: Mapping[str, Row], changed: Iterable[str]) -> Audit:
-    """Count lost and stuck among accepted tickets; double and wrong among every stored one."""
+def audit(
+    accepted: Sequence[Accepted],
+    rows: Mapping[str, Row],
+    changed: Iterable[str],
+    attempts: Sequence[Attempt] | None = None,
+) -> Audit:
+    """Count lost and stuck among accepted tickets; double and wrong among every stored one.
+
+    Given every attempt the clients made, a stored ticket that no 202 named is explained only
+    by an attempt whose answer never came; one whose every attempt was refused, or that no
+    client sent at all, is counted (`stored_refused`, `stored_unsent`)."""
     result = Audit(accepted=len(accepted))
     sent = {a.ticket: a for a in accepted}
     unaccepted = set(rows) - set(sent)
@@ -216,6 +244,8 @@ def audit(accepted: Sequence[Accepted], rows: Mapping[str, Row], changed: Iterab
             result.note("stuck", ticket, row, sent[ticket])
         else:
             result.decided += 1
+    if attempts is not None:
+        _untold(result, {t: rows[t] for t in unaccepted}, attempts)
     doubles = set(changed) | {t for t, row in rows.items() if _inconsistent(row)}
     result.double = len(doubles)
     for ticket in sorted(doubles):
@@ -227,6 +257,37 @@ def audit(accepted: Sequence[Accepted], rows: Mapping[str, Row], changed: Iterab
             result.wrong_kinds[kind] += 1
             result.note(f"wrong ({kind})", ticket, row, sent.get(ticket))
     return result
+
+
+def money_key(age: int, value: Decimal) -> tuple[int, Decimal] | None:
+    """Age and value as MySQL stores them (DECIMAL(15, 2) rounds half up); None if it cannot."""
+    try:
+        return age, value.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than any stored value holds
+        return None
+
+
+def _untold(result: Audit, unaccepted: Mapping[str, Row], attempts: Sequence[Attempt]) -> None:
+    """Sort the stored tickets no 202 named by what their clients were told."""
+    told: dict[tuple[int, Decimal], set[str]] = {}
+    for attempt in attempts:
+        key = money_key(attempt.age, attempt.value)
+        if key is not None:
+            told.setdefault(key, set()).add(attempt.outcome)
+    for ticket, row in sorted(unaccepted.items()):
+        outcomes = told.get((row.age, row.value), set())
+        if not outcomes:
+            result.stored_unsent += 1
+            result.note(STORED_UNSENT, ticket, row)
+        elif UNKNOWN not in outcomes:
+            result.stored_refused += 1
+            answers = ", ".join(sorted(outcomes))
+            result.note(f"{STORED_REFUSED} ({answers})", ticket, row)
+
+
+def consumer_connections(log_lines: Iterable[str]) -> Counter[str]:
+    """How often each function's consumer (re)connected, from the runtime's `consuming` lines."""
+    return Counter(m.group(1) for line in log_lines if (m := CONSUMING.search(line)))
 
 
 def _inconsistent(row: Row) -> bool:

@@ -32,6 +32,39 @@ class Accepted:
 
 OnAccepted = Callable[[Accepted], None]
 
+UNKNOWN = "no answer"  # the outcome of an attempt whose answer never came: it may have stored
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request a client sent, and what it was told: `HTTP 202`, `HTTP 503`, ... or UNKNOWN.
+
+    The audit ties a ticket that no 202 named to the attempts that sent its age and value:
+    a ticket stored for a request that was answered with a refusal is a lie told to a client.
+    """
+
+    age: int
+    value: Decimal
+    outcome: str
+
+
+class Ledger:
+    """What every client of a scenario was told: the 202s (tickets) and every attempt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.accepted: list[Accepted] = []
+        self.attempts: list[Attempt] = []
+
+    def attempt(self, age: int, value: Decimal, outcome: str) -> None:
+        with self._lock:
+            self.attempts.append(Attempt(age, value, outcome))
+
+    def accept(self, accepted: Accepted) -> None:
+        with self._lock:
+            self.accepted.append(accepted)
+            self.attempts.append(Attempt(accepted.age, accepted.value, "HTTP 202"))
+
 
 def request_for(seed: int, index: int) -> tuple[int, Decimal]:
     """The index-th request of a run: ages and values on both sides of the thresholds."""
@@ -69,7 +102,7 @@ class LoadGenerator:
     ) -> None:
         self.port, self.tickets, self.rate, self.seed = port, tickets, rate, seed
         self.on_accepted = on_accepted
-        self.accepted: list[Accepted] = []
+        self.ledger = Ledger()
         self.stats = LoadStats()
         self.started_at = self.finished_at = 0.0
         self._indexes = itertools.count()
@@ -93,6 +126,10 @@ class LoadGenerator:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def accepted(self) -> list[Accepted]:
+        return self.ledger.accepted
 
     @property
     def progress(self) -> float:
@@ -138,12 +175,12 @@ class LoadGenerator:
                 status, answer = _post(connection, body)
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
-                self._count(f"connection error ({type(exc).__name__})")
+                self._count(f"connection error ({type(exc).__name__})", age, value, UNKNOWN)
             else:
                 if status == 202:
                     self._accept(json.loads(answer)["ticket"], age, value)
                     return connection
-                self._count(f"HTTP {status}")
+                self._count(f"HTTP {status}", age, value)
                 if status == 503:
                     with self._lock:
                         self.stats.slowest_503 = max(
@@ -161,15 +198,16 @@ class LoadGenerator:
     def _accept(self, ticket: str, age: int, value: Decimal) -> None:
         accepted = Accepted(ticket, age, value, time.monotonic())
         with self._progress:
-            self.accepted.append(accepted)
+            self.ledger.accept(accepted)
             self.stats.outcomes["HTTP 202"] += 1
             self._progress.notify_all()
         if self.on_accepted is not None:
             self.on_accepted(accepted)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: str, age: int, value: Decimal, told: str | None = None) -> None:
         with self._lock:
             self.stats.outcomes[outcome] += 1
+        self.ledger.attempt(age, value, told or outcome)
 
 
 def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:

@@ -12,10 +12,18 @@ from pathlib import Path
 import pika
 import pymysql
 
-from tests.faults import messages
-from tests.faults.audit import Audit, DecisionWatch, Row, audit, latency_summary, read_rows
+from tests.faults import headers, messages
+from tests.faults.audit import (
+    Audit,
+    DecisionWatch,
+    Row,
+    audit,
+    consumer_connections,
+    latency_summary,
+    read_rows,
+)
 from tests.faults.faults import FaultLog, Injection
-from tests.faults.load import LoadGenerator, get_status, summary
+from tests.faults.load import Accepted, LoadGenerator, get_status, summary
 from tests.faults.scenarios import Scenario, Size
 from tests.faults.stack import Stack
 
@@ -42,6 +50,7 @@ class Result:
     details: list[str] = field(default_factory=list)
     workdir: Path | None = None
     error: str | None = None
+    good_accepted: int = 0  # of the load generator's own tickets (the rest: hostile clients)
 
     @property
     def problems(self) -> list[str]:
@@ -53,6 +62,16 @@ class Result:
         if self.audit.unaccepted_pending:
             found.append(
                 f"{self.audit.unaccepted_pending} ticket(s) stored without a 202 still PENDING"
+            )
+        if self.audit.stored_refused:
+            found.append(
+                f"{self.audit.stored_refused} ticket(s) stored although every request for them "
+                "was refused (a 503 or 4xx that stored)"
+            )
+        if self.audit.stored_unsent:
+            found.append(
+                f"{self.audit.stored_unsent} ticket(s) stored that no client sent "
+                "(a request hidden in another ran)"
             )
         return found
 
@@ -70,6 +89,7 @@ class Run:
         self.result = Result(scenario.name, size, workdir=workdir)
         self.duplicates: messages.DuplicatePublisher | None = None
         self.poison: messages.PoisonPublisher | None = None
+        self.injection: Injection | None = None
 
     def execute(self) -> Result:
         with self.stack:
@@ -82,7 +102,7 @@ class Run:
             code = self.stack.stop_runtime()
             if code not in (0, None):
                 self.result.log.problems.append(f"runtime exited with status {code}")
-        self.result.details.extend(runtime_log_summary(self.stack.log_path))
+        self.result.details.extend(runtime_log_summary(self.stack.runtime_log()))
         return self.result
 
     def _connect_amqp(self) -> pika.BlockingConnection:
@@ -112,9 +132,8 @@ class Run:
         """Run the load and, meanwhile, the scenario's faults; return once both are over."""
         load.start()
         poison_thread = self._start_poison(load)
-        injection = Injection(
-            self.stack, load, self.size.faults, self.size.pause_seconds, self.result.log
-        )
+        injection = Injection(self.stack, load, self.size, self.result.log)
+        self.injection = injection
         try:
             self.scenario.inject(injection)
         except BaseException:
@@ -126,6 +145,7 @@ class Run:
                 poison_thread.join()
             if self.duplicates is not None:
                 self.duplicates.close()
+            self.result.log.problems.extend(injection.tally.problems)
 
     def _start_poison(self, load: LoadGenerator) -> threading.Thread | None:
         if not self.size.poison:
@@ -146,9 +166,14 @@ class Run:
             candidates.append(self.poison.last_published)
         return max(candidates)
 
+    def _accepted(self, load: LoadGenerator) -> list[Accepted]:
+        """Every ticket a client was told about: the load's, then the hostile clients'."""
+        extra = self.injection.tally.ledger.accepted if self.injection else []
+        return [*load.accepted, *extra]
+
     def _settle(self, load: LoadGenerator, watch: DecisionWatch) -> None:
         last_fault = self._last_fault(load)
-        tickets = [a.ticket for a in load.accepted]
+        tickets = [a.ticket for a in self._accepted(load)]
         settled = watch.wait_settled(tickets, last_fault + SETTLE_SECONDS)
         if settled is not None:
             self.result.recover_seconds = max(
@@ -175,9 +200,14 @@ class Run:
             rejected = _rejected_ids(connection)
         finally:
             connection.close()
-        self.result.audit = audit(load.accepted, rows, watch.changed)
-        self.result.details.append(latency_summary(rows, [a.ticket for a in load.accepted]))
-        self.result.stale_get = self._stale_gets(load, {t: _truth(r) for t, r in rows.items()})
+        accepted = self._accepted(load)
+        attempts = load.ledger.attempts
+        if self.injection is not None:
+            attempts = [*attempts, *self.injection.tally.ledger.attempts]
+        self.result.audit = audit(accepted, rows, watch.changed, attempts)
+        self.result.good_accepted = len(load.accepted)
+        self.result.details.append(latency_summary(rows, [a.ticket for a in accepted]))
+        self.result.stale_get = self._stale_gets(accepted, {t: _truth(r) for t, r in rows.items()})
         stats = load.stats
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(stats.outcomes.items()))
         self.result.details.append(
@@ -187,16 +217,50 @@ class Run:
         )
         if self.duplicates is not None:
             self.result.details.append(f"duplicate copies published {self.duplicates.published}")
-        self._account_poison(rejected)
+        poisoned = self.injection.header_poison if self.injection else None
+        if poisoned is None:
+            self._account_poison(rejected)
+        else:
+            self._account_header_poison(poisoned, rejected)
+        self._check_reconnects()
 
-    def _stale_gets(self, load: LoadGenerator, truth: dict[str, str]) -> int:
+    def _account_header_poison(
+        self, poisoned: headers.HeaderPoisonLog, rejected: list[str | None]
+    ) -> None:
+        """Count the DLQs (poison cannot be read back) and find the rest in rejected_messages."""
+        set_aside = {mid for mid in rejected if mid and mid in poisoned.ids}
+        good_set_aside = sum(1 for mid in rejected if not (mid and mid in poisoned.ids))
+        depths = self.stack.queue_depths(DLQS)
+        self.result.details.append(
+            f"dead-letter queues {depths}; poison in rejected_messages {len(set_aside)}; "
+            f"other messages set aside {good_set_aside}"
+        )
+        problems = headers.dead_letter_problems(poisoned, depths, set_aside)
+        if good_set_aside:
+            problems.append(f"{good_set_aside} good message(s) set aside in rejected_messages")
+        self.result.log.problems.extend(f"header poison: {p}" for p in problems)
+
+    def _check_reconnects(self) -> None:
+        """A consumer that connected more than once, with no broker fault, is looping."""
+        connections = consumer_connections(self.stack.runtime_log())
+        self.result.details.append(
+            "consumer connections: " + ", ".join(f"{f} {n}" for f, n in sorted(connections.items()))
+        )
+        if self.scenario.breaks_broker:
+            return
+        for function, count in sorted(connections.items()):
+            if count > 1:
+                self.result.log.problems.append(
+                    f"{function}'s consumer connected {count} times with no broker fault: "
+                    "its connection fails and returns its messages"
+                )
+
+    def _stale_gets(self, accepted: list[Accepted], truth: dict[str, str]) -> int:
         """GET a sample of decided tickets and compare status and every rule's verdict with
         MySQL (the queues have drained, so every verdict is recorded); one that differs is
         re-read once a changing view's short TTL has run out, and counted if it still differs."""
         tickets = [
-            a.ticket
-            for a in load.accepted
-            if not truth.get(a.ticket, "PENDING").startswith("PENDING")
+            a.ticket for a in accepted if not truth.get(a.ticket, "PENDING").startswith("PENDING")
         ]
         sample = random.Random(self.seed).sample(tickets, min(GET_SAMPLE, len(tickets)))
         answers = get_status(self.stack.port, sample)
@@ -240,12 +304,8 @@ def _rejected_ids(connection: pymysql.Connection) -> list[str | None]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def runtime_log_summary(path: Path) -> list[str]:
+def runtime_log_summary(lines: list[str]) -> list[str]:
     """A line on what the runtime's log says: failed batches, handler and runtime errors."""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
     failed = sum(1 for line in lines if "batch of" in line and "failed (" in line)
     handler_errors = sum(1 for line in lines if line.startswith("[") and "] [ERROR] " in line)
     runtime_errors = sum(1 for line in lines if " ERROR " in line and " pika." not in line)

@@ -6,20 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tests.faults import faults
-from tests.faults.faults import Injection
+from tests.faults.faults import Injection, Size
 
-
-@dataclass(frozen=True)
-class Size:
-    """How much load and how many faults: `rate` tickets/s (0: as fast as the clients go)."""
-
-    tickets: int
-    rate: float
-    faults: int = 0
-    pause_seconds: float = 0.0
-    poison: int = 0
-    oversized: int = 0
-    large: int = 0
+__all__ = ["SCENARIOS", "Scenario", "Size"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +19,7 @@ class Scenario:
     full: Size
     quick: Size
     duplicates: bool = False
+    breaks_broker: bool = False  # its consumers reconnect on purpose
 
     def size(self, quick: bool, tickets: int | None = None) -> Size:
         """The size to run: quick or full, with the ticket count overridden if given."""
@@ -53,6 +43,7 @@ SCENARIOS: dict[str, Scenario] = {
             faults.kill_broker,
             full=Size(tickets=3000, rate=40, faults=5),
             quick=Size(tickets=400, rate=40, faults=1),
+            breaks_broker=True,
         ),
         Scenario(
             "pause-broker",
@@ -60,6 +51,7 @@ SCENARIOS: dict[str, Scenario] = {
             faults.pause_broker,
             full=Size(tickets=2000, rate=40, faults=1, pause_seconds=30),
             quick=Size(tickets=400, rate=50, faults=1, pause_seconds=5),
+            breaks_broker=True,
         ),
         Scenario(
             "restart-stores",
@@ -82,6 +74,58 @@ SCENARIOS: dict[str, Scenario] = {
             faults.no_fault,
             full=Size(tickets=1000, rate=60, poison=100, oversized=2, large=1),
             quick=Size(tickets=200, rate=50, poison=20, oversized=1),
+        ),
+        Scenario(
+            "http-framing",
+            "smuggling (CL+TE, hidden request), bad chunk sizes and Content-Lengths, obs-fold, "
+            "bare CR, NUL, invalid targets",
+            faults.framing_attacks,
+            full=Size(tickets=2000, rate=60, faults=10),
+            quick=Size(tickets=300, rate=40, faults=1),
+        ),
+        Scenario(
+            "crowd",
+            "well over 1,000 idle connections and byte-a-second clients held during the load",
+            faults.crowd,
+            full=Size(tickets=2000, rate=60, connections=1500, slow=50),
+            quick=Size(tickets=400, rate=40, connections=1100, slow=10),
+        ),
+        Scenario(
+            "money",
+            "money spelled every way: over two decimals, exponents, too many digits, "
+            "duplicate keys",
+            faults.money_spellings,
+            full=Size(tickets=2000, rate=60, faults=5),
+            quick=Size(tickets=300, rate=40, faults=1),
+        ),
+        Scenario(
+            "header-poison",
+            "poison in message properties and headers (nesting 1,000 deep, timestamps past "
+            "2**63, NaN, unknown types, invalid UTF-8) published straight to the rule queues",
+            faults.header_poison,
+            full=Size(tickets=1000, rate=50, header_poison=18),
+            quick=Size(tickets=200, rate=40, header_poison=9),
+        ),
+        Scenario(
+            "stall-mysql",
+            "FLUSH TABLES WITH READ LOCK held longer than a request waits, twice",
+            faults.stall_mysql,
+            full=Size(tickets=2000, rate=40, faults=2, pause_seconds=15),
+            quick=Size(tickets=400, rate=40, faults=1, pause_seconds=12),
+        ),
+        Scenario(
+            "memory-alarm",
+            "the broker's memory alarm set (publishers blocked), then cleared",
+            faults.memory_alarm,
+            full=Size(tickets=2000, rate=40, faults=2, pause_seconds=15),
+            quick=Size(tickets=400, rate=40, faults=1, pause_seconds=5),
+        ),
+        Scenario(
+            "flush-redis",
+            "FLUSHALL on Redis during the run",
+            faults.flush_redis,
+            full=Size(tickets=3000, rate=80, faults=5),
+            quick=Size(tickets=400, rate=50, faults=2),
         ),
     )
 }

@@ -33,6 +33,9 @@ from tests.support.services import (
 LOGGER = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_MODULE = b"local_runtime.worker"
+API_ONLY = b"--api-only"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"  # the wrapper in /usr/sbin would su
+CTL_SECONDS = 60.0
 FUNCTION_VARIABLE = b"AWS_LAMBDA_FUNCTION_NAME="
 RUNTIME_START_SECONDS = 90.0
 RUNTIME_STOP_SECONDS = 60.0
@@ -90,6 +93,8 @@ class Stack:
         self.mariadb = PrivateMariaDB()
         self.port = free_port()
         self.log_path = workdir / "runtime.log"
+        # A folder given again (--logs) keeps earlier runs' lines; this run's start here.
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._runtime: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.follower = LogFollower(self.log_path)
@@ -236,6 +241,18 @@ class Stack:
             return {}
         return {pid: name for pid, name in _children(parent) if name}
 
+    def api_pid(self) -> int | None:
+        """The pid of the runtime's API process (`start --api-only`), if it runs."""
+        parent = self.runtime_pid
+        if parent is None:
+            return None
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _parent(int(entry)) == parent:
+                with contextlib.suppress(OSError):
+                    if API_ONLY in Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0"):
+                        return int(entry)
+        return None
+
     def wait_busy(self, function: str, timeout: float) -> bool:
         """Wait until the function's worker is inside an invocation; False after `timeout`."""
         deadline = time.monotonic() + timeout
@@ -273,6 +290,46 @@ class Stack:
             with contextlib.suppress(pika.exceptions.AMQPError, OSError):
                 connection.close()
 
+    def rabbitmqctl(self, *args: str) -> str:
+        """Run rabbitmqctl against the private node (its own cookie, never the shared node)."""
+        broker = self.rabbitmq
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(broker.home),  # the node's Erlang cookie lives there
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "RABBITMQ_CONF_ENV_FILE": str(broker.base_dir / "rabbitmq-env.conf"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        done = subprocess.run(
+            [RABBITMQCTL, "-n", broker.node_name, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CTL_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StackError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
+        return done.stdout
+
+    def runtime_log(self) -> list[str]:
+        """This run's lines of the runtime's log."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_start)
+                return log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def broker_log(self) -> str:
+        """The private node's log so far."""
+        path = self.rabbitmq.log_base / f"{self.rabbitmq.node_name}.log"
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def queue_depths(self, queues: tuple[str, ...]) -> dict[str, int]:
         """Messages ready in each queue (-1 for a queue that cannot be read)."""
         try:
@@ -284,6 +341,16 @@ class Stack:
 
 def _depth(channel: BlockingChannel, queue: str) -> int:
     return int(channel.queue_declare(queue, passive=True).method.message_count)
+
+
+def _parent(pid: int) -> int | None:
+    """The parent of a live process, None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[1])
 
 
 def _children(parent: int) -> Iterator[tuple[int, str]]:

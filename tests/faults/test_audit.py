@@ -6,14 +6,17 @@ from datetime import datetime
 from decimal import Decimal
 
 from tests.faults.audit import (
+    STORED_REFUSED,
     WRONG_DECISION,
     WRONG_REQUEST,
     WRONG_VERDICT,
     DecisionWatch,
     Row,
     audit,
+    consumer_connections,
+    money_key,
 )
-from tests.faults.load import Accepted
+from tests.faults.load import UNKNOWN, Accepted, Attempt
 
 RULES = ("age", "value")
 
@@ -103,3 +106,47 @@ def test_the_watch_flags_a_decision_that_changes_between_two_reads():
     assert watch.poll()
     assert set(watch.changed) == {"a"}
     assert watch.statuses == {"a": "APPROVED", "b": "NOT_APPROVED"}
+
+
+def test_a_ticket_stored_for_a_request_answered_503_is_a_lie_even_when_a_retry_got_a_202():
+    accepted = [sent("retried")]
+    rows = {"retried": row(), "behind-503": row()}
+    attempts = [Attempt(30, Decimal(5000), "HTTP 503"), Attempt(30, Decimal(5000), "HTTP 202")]
+    result = audit(accepted, rows, changed=[], attempts=attempts)
+    assert (result.stored_refused, result.stored_unsent) == (1, 0)
+    assert any(kind.startswith(STORED_REFUSED) for kind in result.samples)
+
+
+def test_a_ticket_stored_for_a_request_whose_answer_never_came_is_no_lie():
+    attempts = [Attempt(30, Decimal(5000), UNKNOWN), Attempt(30, Decimal(5000), "HTTP 202")]
+    result = audit([sent("retried")], {"retried": row(), "timed-out": row()}, [], attempts)
+    assert (result.stored_refused, result.stored_unsent, result.unaccepted_stored) == (0, 0, 1)
+
+
+def test_a_ticket_no_client_asked_for_is_a_hidden_request_that_ran():
+    rows = {"a": row(), "hidden": row(age=150, value="4242.42")}
+    result = audit([sent("a")], rows, [], [Attempt(30, Decimal(5000), "HTTP 202")])
+    assert (result.stored_unsent, result.stored_refused) == (1, 0)
+
+
+def test_a_request_is_matched_to_its_row_as_mysql_rounds_it():
+    attempts = [Attempt(95, Decimal("100000.005"), "HTTP 400")]
+    result = audit([], {"rounded": row(age=95, value="100000.01")}, [], attempts)
+    assert result.stored_refused == 1
+    assert money_key(95, Decimal("1e400")) is None
+
+
+def test_without_attempts_the_audit_does_not_judge_unaccepted_tickets():
+    result = audit([], {"a": row()}, [])
+    assert (result.unaccepted_stored, result.stored_refused, result.stored_unsent) == (1, 0, 0)
+
+
+def test_consumer_connections_are_counted_per_function_from_the_runtime_log():
+    lines = [
+        "2026-01-01 00:00:00,000 INFO local_runtime.mapping: age_rule: consuming rule.age at x",
+        "2026-01-01 00:00:01,000 WARNING local_runtime.mapping: age_rule: broker unreachable",
+        "2026-01-01 00:00:02,000 INFO local_runtime.mapping: age_rule: consuming rule.age at x",
+        "2026-01-01 00:00:02,000 INFO local_runtime.mapping: value_rule: consuming rule.value",
+        "[age_rule] consuming rule.age is what a handler printed",
+    ]
+    assert consumer_connections(lines) == {"age_rule": 2, "value_rule": 1}

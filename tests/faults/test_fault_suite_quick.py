@@ -9,8 +9,16 @@ from tests.faults.report import details, table
 from tests.faults.scenarios import SCENARIOS
 from tests.support.services import PrivateMariaDB, PrivateRabbitMQ, PrivateRedis
 
-# A worker crash mid-batch (redelivery), both stores restarted (503s, Redis emptied), poison.
-QUICK_SCENARIOS = ("kill-worker", "restart-stores", "poison")
+# A worker crash mid-batch (redelivery), both stores restarted (503s, Redis emptied), poison,
+# publishers blocked by the broker's memory alarm; and two that still find a defect (each
+# entry goes when its fix lands: strict, so a scenario that starts passing fails here).
+# HTTP framing, money spellings and header poison run in tests/e2e/test_hostile_*.py.
+KNOWN_DEFECTS = {
+    "stall-mysql": "a POST that waited 10 s for a stalled MySQL answers 503, and its ticket is "
+    "committed when the lock lifts",
+    "crowd": "the API runs one thread per connection and never times out a slow client",
+}
+QUICK_SCENARIOS = ("kill-worker", "restart-stores", "poison", "memory-alarm", *KNOWN_DEFECTS)
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,12 +32,19 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("name", QUICK_SCENARIOS)
+def _known(name: str) -> list[pytest.MarkDecorator]:
+    reason = KNOWN_DEFECTS.get(name)
+    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=_known(name), id=name) for name in QUICK_SCENARIOS]
+)
 def test_no_accepted_ticket_is_lost_stuck_double_counted_or_wrong(name, tmp_path):
     scenario = SCENARIOS[name]
     result = runner.run(scenario, scenario.size(quick=True), tmp_path / name)
     summary = f"\n{table([result])}\n{details([result])}"
     audit = result.audit
-    assert audit.accepted == scenario.quick.tickets, summary
+    assert result.good_accepted == scenario.quick.tickets, summary
     assert (audit.lost, audit.stuck, audit.double, audit.wrong) == (0, 0, 0, 0), summary
     assert not result.problems, summary

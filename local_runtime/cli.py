@@ -231,9 +231,14 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     spec = _specs(args, [args.function])[0]
     if spec.event_source is None:
         raise DeclarationError(spec.directory, "event_source", "this function has no queue")
-    moved = redrive(spec.event_source, args.amqp_url, args.limit)
-    print(f"moved {moved} message(s) to {spec.event_source.queue}")
-    return 0
+    report = redrive(spec.event_source, args.amqp_url, args.limit)
+    print(f"moved {report.moved} message(s) from {report.dead_letter_queue} to {report.queue}")
+    for unmoved in report.unmoved:
+        print(
+            f"left in {report.dead_letter_queue}: message {unmoved.position} "
+            f"(message id {unmoved.message_id or 'unset'}): {unmoved.reason}"
+        )
+    return 1 if report.unmoved else 0
 
 
 COMMANDS = {

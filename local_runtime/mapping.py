@@ -2,7 +2,8 @@
 
 Messages are gathered into a batch that closes at the batch size, at the batching window
 (counted from the batch's first message) or before the event would pass 6 MB; a message too
-big for any event is dead-lettered at once. Each batch becomes one `aws:rmq` event and one
+big for any event, or whose properties cannot be rendered as AWS renders them, is
+dead-lettered at once, alone. Each batch becomes one `aws:rmq` event and one
 invocation. On success the whole batch is acked; on any failure (error, timeout, crash) the
 whole batch is returned to the queue, where it comes back with `redelivered: true` until the
 quorum queue's delivery limit dead-letters it.
@@ -28,11 +29,13 @@ from pika.spec import Basic
 
 from credit import topology
 from credit.publisher import connection_parameters, describe
-from local_runtime import priority
+from local_runtime import pika_properties, priority
+from local_runtime.amqp_fields import message_id
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import EventSource, FunctionSpec
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed
-from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, broker_arn, encode_event
+from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, broker_arn, encode_event, unfit
+from local_runtime.pika_properties import wire_bytes
 
 LOGGER = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2
@@ -85,6 +88,8 @@ class EventSourceMapping:
         if self.spec.event_source is None:
             raise ValueError(f"{self.spec.name} has no event source")
         self.source: EventSource = self.spec.event_source
+        # Properties are rendered from their bytes, so one bad header is one bad message.
+        pika_properties.install()
         self._stop = threading.Event()
         self._idle: queue.SimpleQueue[ExecutionEnvironment] = queue.SimpleQueue()
         self._environments = [self._environment() for _ in range(self.source.concurrency)]
@@ -100,6 +105,7 @@ class EventSourceMapping:
         self._resume_at = 0.0
         self._connection: BlockingConnection | None = None
         self.connected = threading.Event()
+        self.connections = 0  # broker connections opened so far; more than one is a reconnect
         params = connection_parameters(self.amqp_url)
         self.event_source_arn = broker_arn(params.host, params.port)
         # The event names the virtual host actually consumed (AMQP_URL's), which is the
@@ -155,6 +161,7 @@ class EventSourceMapping:
     def _consume(self) -> None:
         connection = BlockingConnection(connection_parameters(self.amqp_url))
         self._connection = connection
+        self.connections += 1
         self._generation += 1
         try:
             channel = connection.channel()
@@ -189,24 +196,16 @@ class EventSourceMapping:
         body: bytes,
     ) -> None:
         delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
-        try:
-            size = delivery.event_size
-        except Exception as exc:  # e.g. a timestamp no calendar holds raises OSError
-            # Never let one message that cannot become an event fail the batches around it.
+        reason = unfit(delivery)
+        if reason is not None:
+            # One message that cannot become an event is set aside alone: its neighbours
+            # go on, and nothing is returned to the queue.
             LOGGER.error(
-                "%s: message %r cannot be turned into an event (%s); dead-lettering it",
+                "%s: message %s (delivery %d) %s; dead-lettering it",
                 self.spec.name,
-                properties.message_id,
-                exc,
-            )
-            channel.basic_reject(method.delivery_tag, requeue=False)
-            return
-        if size > RECORD_BUDGET_BYTES:
-            LOGGER.error(
-                "%s: message %s of %d bytes cannot fit a 6 MB event; dead-lettering it",
-                self.spec.name,
-                properties.message_id,
-                len(body),
+                message_id(wire_bytes(properties)),
+                method.delivery_tag,
+                reason,
             )
             channel.basic_reject(method.delivery_tag, requeue=False)
             return

@@ -24,6 +24,7 @@ from local_runtime import declaration
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import FunctionSpec
 from local_runtime.mapping import BatchReport, EventSourceMapping
+from local_runtime.pika_properties import RawProperties
 from tests.helpers import TEST_URLS, ensure_vhost
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
@@ -124,6 +125,12 @@ class Broker:
         self.channel.basic_publish(
             TEST_EXCHANGE, queue, body, pika.BasicProperties(**properties), mandatory=True
         )
+
+    def publish_raw(
+        self, queue: str, body: bytes, raw: bytes, exchange: str = TEST_EXCHANGE
+    ) -> None:
+        """Publish with hand-made properties bytes (see tests/runtime/amqp_wire.py)."""
+        self.channel.basic_publish(exchange, queue, body, RawProperties(raw), mandatory=True)
 
     def count(self, queue: str) -> int:
         return int(self.channel.queue_declare(queue, passive=True).method.message_count)

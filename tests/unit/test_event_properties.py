@@ -1,6 +1,7 @@
 """Message properties that are not valid UTF-8 still make a JSON-serialisable event."""
 
 import json
+from decimal import Decimal
 
 import pika
 
@@ -21,7 +22,7 @@ def test_non_utf8_properties_are_decoded_with_replacement_characters():
 def test_encoded_event_is_the_event_as_compact_json():
     properties = pika.BasicProperties(
         content_type="application/json",
-        headers={"source": "api", "n": 3, "nested": {"é": ["x", 1.5]}},
+        headers={"source": "api", "n": 3, "nested": {"é": ["x", Decimal("1.5")]}},
         message_id="m-1",
         timestamp=2021,
         delivery_mode=2,

@@ -26,6 +26,7 @@ def source(services_ready):
     event_source = EventSource(queue=name, exchange=topology.EXCHANGE, routing_key=name)
     connection = pika.BlockingConnection(pika.URLParameters(services_ready["AMQP_URL"]))
     channel = connection.channel()
+    channel.confirm_delivery()  # every message is in the DLQ before redrive looks
     topology.declare(channel, [event_source.rule_queue])
     yield event_source, channel
     channel.queue_delete(name)

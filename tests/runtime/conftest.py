@@ -20,7 +20,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from credit import topology
-from local_runtime import declaration
+from local_runtime import declaration, pika_properties
 from local_runtime.backoff import Backoff
 from local_runtime.declaration import FunctionSpec
 from local_runtime.mapping import BatchReport, EventSourceMapping
@@ -147,6 +147,7 @@ class Broker:
 
 @pytest.fixture
 def broker(amqp_url: str) -> Iterator[Broker]:
+    pika_properties.install()  # the tests' own channel reads poison as the runtime does
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     channel.confirm_delivery()

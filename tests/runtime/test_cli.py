@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pika
 import pytest
 
 from tests.helpers import ROOT
-from tests.runtime.conftest import FUNCTIONS_DIR, read_records, wait_until
+from tests.runtime import amqp_wire as wire
+from tests.runtime.conftest import FUNCTIONS_DIR, load_spec, read_records, wait_until
 from tests.runtime.test_events import SAMPLE, SAMPLE_PATH, SAMPLE_RECORD, key_paths
 
 
@@ -181,3 +183,29 @@ def test_sigterm_finishes_the_batch_in_flight_returns_the_rest_and_exits_0(
     assert body == b"waiting"
     assert took < 10
     assert "stopped cleanly" in log.read_text()
+
+
+@pytest.mark.integration
+def test_redrive_moves_what_it_can_and_names_each_message_it_left(broker, amqp_url, tmp_path):
+    queue = broker.new_queue()
+    functions = tmp_path / "functions"
+    shutil.copytree(FUNCTIONS_DIR / "recorder", functions / "recorder")
+    declared = json.loads((functions / "recorder" / "function.json").read_text())
+    declared["event_source"].update(queue=queue, routing_key=queue)
+    (functions / "recorder" / "function.json").write_text(json.dumps(declared))
+    broker.declare(load_spec("recorder", queue))
+    poison = wire.with_headers(b"p-1", (b"n", wire.nested(1000)))
+    broker.publish_raw(f"{queue}.dlq", b"poison", poison, exchange="")
+    broker.channel.basic_publish("", f"{queue}.dlq", b"good", pika.BasicProperties(message_id="g"))
+
+    result = cli("redrive", "recorder", "--amqp-url", amqp_url, functions_dir=functions)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"moved 1 message(s) from {queue}.dlq to {queue}",
+        f"left in {queue}.dlq: message 1 (message id p-1): the runtime would set it aside "
+        "again: it cannot be turned into an event: the headers nest tables and arrays deeper "
+        "than 200 levels",
+    ]
+    assert [body for _, _, body in broker.get_all(queue)] == [b"good"]
+    assert [body for _, _, body in broker.get_all(f"{queue}.dlq")] == [b"poison"]

@@ -105,7 +105,6 @@ class EventSourceMapping:
         self._resume_at = 0.0
         self._connection: BlockingConnection | None = None
         self.connected = threading.Event()
-        self.connections = 0  # broker connections opened so far; more than one is a reconnect
         params = connection_parameters(self.amqp_url)
         self.event_source_arn = broker_arn(params.host, params.port)
         # The event names the virtual host actually consumed (AMQP_URL's), which is the
@@ -121,6 +120,11 @@ class EventSourceMapping:
         if self.output is not None:
             kwargs["output"] = self.output
         return ExecutionEnvironment(**kwargs)
+
+    @property
+    def connections(self) -> int:
+        """Broker connections opened so far; more than one means the mapping reconnected."""
+        return self._generation
 
     @property
     def environments(self) -> list[ExecutionEnvironment]:
@@ -161,7 +165,6 @@ class EventSourceMapping:
     def _consume(self) -> None:
         connection = BlockingConnection(connection_parameters(self.amqp_url))
         self._connection = connection
-        self.connections += 1
         self._generation += 1
         try:
             channel = connection.channel()
@@ -203,7 +206,7 @@ class EventSourceMapping:
             LOGGER.error(
                 "%s: message %s (delivery %d) %s; dead-lettering it",
                 self.spec.name,
-                message_id(wire_bytes(properties)),
+                message_id(wire_bytes(properties)) or "without an id",
                 method.delivery_tag,
                 reason,
             )

@@ -106,7 +106,9 @@ def render_properties(raw: bytes, body_size: int) -> dict[str, Any]:
 def _render(raw: bytes, body_size: int) -> dict[str, Any]:
     flags = raw[0] << 8 | raw[1]
     if flags & FLAG_CONTINUATION:
-        raise PropertiesError("the properties have a second flag word, which AMQP 0-9-1 never uses")
+        raise PropertiesError(
+            "the properties announce a second flag word, which the Java client refuses"
+        )
     rendered: dict[str, Any] = {}
     offset = 2
     end = len(raw)

@@ -125,3 +125,28 @@ def test_poison_among_good_messages_is_dead_lettered_alone_and_the_connection_st
     [record] = next(iter(utf8_event["rmqMessagesByQueue"].values()))
     assert record["basicProperties"]["messageId"] == "id-\ufffd"
     assert record["basicProperties"]["headers"]["k\ufffd"] == {"bytes": [-2]}
+
+
+def test_a_poison_message_inside_a_batch_leaves_its_batch_mates_one_invocation(
+    broker, amqp_url, record_file
+):
+    queue = broker.new_queue()
+    spec = load_spec("recorder", queue, record_file, batch_size=9, maximum_batching_window=5)
+    broker.declare(spec)
+    bodies = [f"mate-{n}" for n in range(9)]
+    for body in bodies[:4]:
+        broker.publish(queue, body.encode())
+    broker.publish_raw(queue, b"poison-deep", POISON["deep"])
+    for body in bodies[4:]:
+        broker.publish(queue, body.encode())
+
+    with running(spec, amqp_url) as run:
+        [report] = run.wait_for_reports(1)
+        wait_until(lambda: broker.count(f"{queue}.dlq") == 1)
+        connections = run.mapping.connections
+
+    assert report.ok and report.size == 9
+    [invocation] = read_records(record_file, "invoke")
+    assert invocation["bodies"] == bodies and not any(invocation["redelivered"])
+    assert connections == 1
+    assert [body for _, _, body in broker.get_all(f"{queue}.dlq")] == [b"poison-deep"]

@@ -382,9 +382,14 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     (source,) = sources
     url, _ = BrokerMap.from_options(args.amqp_url, args.broker).consumed(source)
     dead_letters = args.dead_letter_queue or f"{source.queue}.dlq"
-    moved = redrive(source.queue, dead_letters, url, args.limit)
-    print(f"moved {moved} message(s) from {dead_letters} to {source.queue}")
-    return 0
+    report = redrive(source.queue, dead_letters, url, args.limit)
+    print(f"moved {report.moved} message(s) from {report.dead_letter_queue} to {report.queue}")
+    for unmoved in report.unmoved:
+        print(
+            f"left in {report.dead_letter_queue}: message {unmoved.position} "
+            f"(message id {unmoved.message_id or 'unset'}): {unmoved.reason}"
+        )
+    return 1 if report.unmoved else 0
 
 
 def _runtimes(args: argparse.Namespace) -> list[Path]:

@@ -102,6 +102,10 @@ def lambda_environment(function: Function, site: Site) -> dict[str, str]:
             "_HANDLER": function.handler,
             "TZ": ":UTC",
             "PYTHONUNBUFFERED": "1",
+            # Lambda's task root is read-only, so no bytecode is written beside the code; here
+            # that also keeps a file edited twice within a second (watch mode) from running
+            # from a stale .pyc of the same size and mtime.
+            "PYTHONDONTWRITEBYTECODE": "1",
             # As SAM CLI sets it: code may tell it runs locally (and pick local endpoints).
             "AWS_SAM_LOCAL": "true",
         }

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
-import functools
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pika
 
+from local_runtime.amqp_fields import PropertiesError, render_properties
+from local_runtime.pika_properties import wire_bytes
+
+LOGGER = logging.getLogger(__name__)
 EVENT_SOURCE = "aws:rmq"
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT = "000000000000"
@@ -46,15 +48,33 @@ class Delivery:
     @property
     def record_json(self) -> bytes:
         """This message's record as compact JSON: sizing the batch and sending the event
-        both use these bytes, so no record is serialised twice."""
+        both use these bytes, so no record is serialised twice. Raises PropertiesError when
+        the message cannot become a record."""
         if self._record_json is None:
-            self._record_json = _compact(record(self))
+            try:
+                self._record_json = _compact(record(self))
+            except orjson.JSONEncodeError as exc:
+                raise PropertiesError(f"the record cannot be written as JSON: {exc}") from exc
         return self._record_json
 
     @property
     def event_size(self) -> int:
         """Bytes this message adds to an event: its record and the comma before the next."""
         return len(self.record_json) + 1
+
+
+def unfit(delivery: Delivery) -> str | None:
+    """Why a message can go into no event (to follow "message X"), or None when it can."""
+    try:
+        size = delivery.event_size
+    except PropertiesError as exc:
+        return f"cannot be turned into an event: {exc}"
+    except Exception as exc:  # whatever a message holds, it must not fail its neighbours
+        LOGGER.exception("rendering a record failed")
+        return f"cannot be turned into an event: {exc!r}"
+    if size > RECORD_BUDGET_BYTES:
+        return f"of {len(delivery.body)} bytes cannot fit a 6 MB event"
+    return None
 
 
 def broker_arn(
@@ -65,77 +85,11 @@ def broker_arn(
     return f"arn:aws:mq:{region}:{account}:broker:local:b-{broker_id}"
 
 
-@functools.lru_cache(maxsize=4096)
-def timestamp_text(seconds: int | None) -> str | None:
-    """AMQP timestamp as AWS renders it: 'Jan 1, 1970, 12:33:41 AM' (UTC)."""
-    if seconds is None:
-        return None
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    hour = moment.hour % 12 or 12
-    return f"{moment:%b} {moment.day}, {moment.year}, {hour}:{moment:%M:%S} {moment:%p}"
-
-
-def header_value(value: object) -> object:
-    """Strings become {"bytes": [...]}, numbers and booleans stay, tables and lists recurse."""
-    if isinstance(value, str):
-        return {"bytes": java_bytes(value.encode())}
-    if isinstance(value, (bytes, bytearray)):
-        return {"bytes": java_bytes(value)}
-    if isinstance(value, Mapping):
-        return {str(k): header_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [header_value(v) for v in value]
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime):
-        return timestamp_text(int(value.replace(tzinfo=value.tzinfo or UTC).timestamp()))
-    return value
-
-
-def java_bytes(data: bytes | bytearray) -> list[int]:
-    """Bytes as AWS's JVM-built event writes them: Java's byte is signed, so -128..127.
-
-    The event is Gson's rendering of the RabbitMQ Java client's objects (a header string is
-    a LongString whose `bytes` field is a byte[]; the timestamp is Gson's default Date
-    format), so any byte above 127, as in non-ASCII UTF-8, comes out negative.
-    """
-    return [byte - 256 if byte > 127 else byte for byte in data]
-
-
-def basic_properties(props: pika.BasicProperties, body_size: int) -> dict[str, Any]:
-    """Every field AWS sends, in AWS's order, unset ones null."""
-    return {
-        "contentType": _text(props.content_type),
-        "contentEncoding": _text(props.content_encoding),
-        "headers": None if props.headers is None else header_value(props.headers),
-        "deliveryMode": props.delivery_mode,
-        "priority": props.priority,
-        "correlationId": _text(props.correlation_id),
-        "replyTo": _text(props.reply_to),
-        "expiration": _text(props.expiration),
-        "messageId": _text(props.message_id),
-        "timestamp": timestamp_text(props.timestamp),
-        "type": _text(props.type),
-        "userId": _text(props.user_id),
-        "appId": _text(props.app_id),
-        "clusterId": _text(props.cluster_id),
-        "bodySize": body_size,
-    }
-
-
-def _text(value: str | bytes | None) -> str | None:
-    """A short-string property; pika hands over bytes when they are not UTF-8, and AWS's
-    Java client decodes those with replacement characters."""
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    return value
-
-
 def record(delivery: Delivery) -> dict[str, Any]:
+    """One message's record; raises PropertiesError when its properties cannot be rendered."""
+    raw = wire_bytes(delivery.properties)
     return {
-        "basicProperties": basic_properties(delivery.properties, len(delivery.body)),
+        "basicProperties": render_properties(raw, len(delivery.body)),
         "redelivered": delivery.redelivered,
         "data": base64.b64encode(delivery.body).decode("ascii"),
     }
@@ -144,12 +98,10 @@ def record(delivery: Delivery) -> dict[str, Any]:
 def build_event(
     queue: str, deliveries: Sequence[Delivery], arn: str, virtual_host: str = "/"
 ) -> dict[str, Any]:
-    """The event for one batch of one queue."""
-    return {
-        "eventSource": EVENT_SOURCE,
-        "eventSourceArn": arn,
-        "rmqMessagesByQueue": {f"{queue}::{virtual_host}": [record(d) for d in deliveries]},
-    }
+    """The event for one batch of one queue, as the handler reads it: encode_event's JSON,
+    parsed (a decimal header's exact digits are in that JSON, a float here)."""
+    loaded: dict[str, Any] = orjson.loads(encode_event(queue, deliveries, arn, virtual_host))
+    return loaded
 
 
 def encode_event(
@@ -167,4 +119,4 @@ def encode_event(
 
 def _compact(value: object) -> bytes:
     """Compact JSON, non-ASCII text as UTF-8."""
-    return orjson.dumps(value, default=str)
+    return orjson.dumps(value)

@@ -2,7 +2,8 @@
 
 Messages are gathered into a batch that closes at the batch size, at the batching window
 (counted from the batch's first message) or before the event would pass 6 MB; a message too
-big for any event is dead-lettered at once. Each batch becomes one `aws:rmq` event and one
+big for any event, or whose properties cannot be rendered as AWS renders them, is
+dead-lettered at once, alone. Each batch becomes one `aws:rmq` event and one
 invocation. On success the whole batch is acked; on any failure (error, timeout, crash) the
 whole batch is returned to the queue, where it comes back with `redelivered: true` until the
 quorum queue's delivery limit dead-letters it.
@@ -27,11 +28,13 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.spec import Basic
 
 from declarations.model import Function, MqSource
-from local_runtime import priority
+from local_runtime import pika_properties, priority
+from local_runtime.amqp_fields import message_id
 from local_runtime.backoff import Backoff
 from local_runtime.brokers import describe, parameters
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed, Site
-from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, encode_event
+from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, encode_event, unfit
+from local_runtime.pika_properties import wire_bytes
 
 LOGGER = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2
@@ -83,6 +86,8 @@ class EventSourceMapping:
     nice: int = 0  # consumer threads and workers run this far below normal priority
 
     def __post_init__(self) -> None:
+        # Properties are rendered from their bytes, so one bad header is one bad message.
+        pika_properties.install()
         self._stop = threading.Event()
         self._idle: queue.SimpleQueue[ExecutionEnvironment] = queue.SimpleQueue()
         self._environments = [self._environment() for _ in range(self.spec.concurrency)]
@@ -105,6 +110,11 @@ class EventSourceMapping:
         if self.output is not None:
             kwargs["output"] = self.output
         return ExecutionEnvironment(**kwargs)
+
+    @property
+    def connections(self) -> int:
+        """Broker connections opened so far; more than one means the mapping reconnected."""
+        return self._generation
 
     @property
     def environments(self) -> list[ExecutionEnvironment]:
@@ -194,24 +204,16 @@ class EventSourceMapping:
         body: bytes,
     ) -> None:
         delivery = Delivery(body, properties, bool(method.redelivered), method.delivery_tag)
-        try:
-            size = delivery.event_size
-        except Exception as exc:  # e.g. a timestamp no calendar holds raises OSError
-            # Never let one message that cannot become an event fail the batches around it.
+        reason = unfit(delivery)
+        if reason is not None:
+            # One message that cannot become an event is set aside alone: its neighbours
+            # go on, and nothing is returned to the queue.
             LOGGER.error(
-                "%s: message %r cannot be turned into an event (%s); dead-lettering it",
+                "%s: message %s (delivery %d) %s; dead-lettering it",
                 self.spec.name,
-                properties.message_id,
-                exc,
-            )
-            channel.basic_reject(method.delivery_tag, requeue=False)
-            return
-        if size > RECORD_BUDGET_BYTES:
-            LOGGER.error(
-                "%s: message %s of %d bytes cannot fit a 6 MB event; dead-lettering it",
-                self.spec.name,
-                properties.message_id,
-                len(body),
+                message_id(wire_bytes(properties)) or "without an id",
+                method.delivery_tag,
+                reason,
             )
             channel.basic_reject(method.delivery_tag, requeue=False)
             return

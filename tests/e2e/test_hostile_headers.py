@@ -36,11 +36,6 @@ def _connect(system: System) -> pika.BlockingConnection:
     return pika.BlockingConnection(pika.URLParameters(system.amqp_url))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pika's frame decoder raises on these properties, failing the consumer's connection, "
-    "which reconnects and gets the poison back with its neighbours until they are dead-lettered",
-)
 def test_header_poison_is_dead_lettered_alone_and_good_tickets_are_decided(poisoned):
     log = headers.HeaderPoisonLog()
     for index, kind in enumerate(KINDS):

@@ -22,8 +22,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from declarations.model import Broker as DeclaredBroker
 from declarations.model import Function, MqSource
 from declarations.reader import read
+from local_runtime import pika_properties
 from local_runtime.backoff import Backoff
 from local_runtime.mapping import BatchReport, EventSourceMapping
+from local_runtime.pika_properties import RawProperties
 from tests.helpers import TEST_URLS, ensure_vhost
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"
@@ -188,6 +190,12 @@ class Broker:
             TEST_EXCHANGE, queue, body, pika.BasicProperties(**properties), mandatory=True
         )
 
+    def publish_raw(
+        self, queue: str, body: bytes, raw: bytes, exchange: str = TEST_EXCHANGE
+    ) -> None:
+        """Publish with hand-made properties bytes (see tests/runtime/amqp_wire.py)."""
+        self.channel.basic_publish(exchange, queue, body, RawProperties(raw), mandatory=True)
+
     def count(self, queue: str) -> int:
         return int(self.channel.queue_declare(queue, passive=True).method.message_count)
 
@@ -203,6 +211,7 @@ class Broker:
 
 @pytest.fixture
 def broker(amqp_url: str) -> Iterator[Broker]:
+    pika_properties.install()  # the tests' own channel reads poison as the runtime does
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     channel.confirm_delivery()

@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pika
 import pytest
 
 from tests.helpers import ROOT
+from tests.runtime import amqp_wire as wire
 from tests.runtime.conftest import FUNCTIONS_DIR, load_spec, read_records, wait_until
 from tests.runtime.test_events import SAMPLE, SAMPLE_PATH, SAMPLE_RECORD, key_paths
 
@@ -62,7 +64,7 @@ def test_list_shows_each_function_with_its_triggers(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     names = [line.split()[0] for line in lines if not line.startswith(" ")]
-    assert names == ["EnvA", "EnvB", "Noop", "Recorder", "Sleeper"]
+    assert names == ["EnvA", "EnvB", "Noop", "Recorder", "Sleeper", "Ticker"]
     recorder = lines.index(next(line for line in lines if line.startswith("Recorder ")))
     assert "timeout=5s" in lines[recorder]
     assert lines[recorder + 1].split() == [
@@ -235,3 +237,49 @@ def test_sigterm_finishes_the_batch_in_flight_returns_the_rest_and_exits_0(
     assert body == b"waiting"
     assert took < 10
     assert "stopped cleanly" in log.read_text()
+
+
+@pytest.mark.integration
+def test_redrive_moves_what_it_can_and_names_each_message_it_left(broker, amqp_url, tmp_path):
+    queue = broker.new_queue()
+    template = tmp_path / "template.json"
+    template.write_text(
+        json.dumps(
+            {
+                "Resources": {
+                    "Recorder": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Code": str(FUNCTIONS_DIR / "recorder"),
+                            "Handler": "handler.handler",
+                            "Runtime": "python3.11",
+                        },
+                    },
+                    "RecorderQueue": {
+                        "Type": "AWS::Lambda::EventSourceMapping",
+                        "Properties": {
+                            "FunctionName": {"Ref": "Recorder"},
+                            "EventSourceArn": "arn:aws:mq:us-east-1:000000000000:broker:b:b-1",
+                            "Queues": [queue],
+                        },
+                    },
+                }
+            }
+        )
+    )
+    broker.declare(load_spec("recorder", queue))
+    poison = wire.with_headers(b"p-1", (b"n", wire.nested(1000)))
+    broker.publish_raw(f"{queue}.dlq", b"poison", poison, exchange="")
+    broker.channel.basic_publish("", f"{queue}.dlq", b"good", pika.BasicProperties(message_id="g"))
+
+    result = cli("--amqp-url", amqp_url, "redrive", "Recorder", template=template)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"moved 1 message(s) from {queue}.dlq to {queue}",
+        f"left in {queue}.dlq: message 1 (message id p-1): the runtime would set it aside "
+        "again: it cannot be turned into an event: the headers nest tables and arrays deeper "
+        "than 200 levels",
+    ]
+    assert [body for _, _, body in broker.get_all(queue)] == [b"good"]
+    assert [body for _, _, body in broker.get_all(f"{queue}.dlq")] == [b"poison"]

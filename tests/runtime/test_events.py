@@ -15,7 +15,8 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.rabbit_mq_event import RabbitMQEvent
 
 from credit.rmq_event import records
-from local_runtime.events import Delivery, broker_arn, build_event, header_value, timestamp_text
+from local_runtime.amqp_fields import render_value, timestamp_text
+from local_runtime.events import Delivery, broker_arn, build_event
 from tests.helpers import TEST_VHOST
 from tests.runtime.conftest import load_spec, one_at_a_time, read_records, running
 
@@ -141,10 +142,19 @@ def test_timestamps_are_written_like_aws(seconds, text):
     assert timestamp_text(seconds) == text
 
 
+def as_sent_by_pika(value: object) -> object:
+    """A header value as it reaches a handler once pika has put it on the wire."""
+    pieces: list[bytes] = []
+    pika.data.encode_value(pieces, value)
+    return render_value(b"".join(pieces))
+
+
 def test_header_dates_and_bytes_are_rendered_like_aws():
     moment = datetime(2024, 2, 29, 13, 5, 9, tzinfo=UTC)
-    assert header_value(moment) == "Feb 29, 2024, 1:05:09 PM"
-    assert header_value(b"\x00\x7f\x80\xff") == {"bytes": [0, 127, -128, -1]}
+    assert as_sent_by_pika(moment) == "Feb 29, 2024, 1:05:09 PM"
+    # pika sends bytes as a byte array ('x'): a Java byte[], which Gson writes as a bare array
+    assert as_sent_by_pika(b"\x00\x7f\x80\xff") == [0, 127, -128, -1]
+    assert as_sent_by_pika("é") == {"bytes": [-61, -87]}  # a long string: a LongString
 
 
 @pytest.mark.integration

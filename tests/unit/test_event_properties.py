@@ -1,10 +1,12 @@
 """Message properties that are not valid UTF-8 still make a JSON-serialisable event."""
 
 import json
+from decimal import Decimal
 
 import pika
 
 from local_runtime.events import Delivery, build_event, encode_event
+from local_runtime.pika_properties import ReceivedProperties
 
 
 def test_non_utf8_properties_are_decoded_with_replacement_characters():
@@ -21,7 +23,7 @@ def test_non_utf8_properties_are_decoded_with_replacement_characters():
 def test_encoded_event_is_the_event_as_compact_json():
     properties = pika.BasicProperties(
         content_type="application/json",
-        headers={"source": "api", "n": 3, "nested": {"é": ["x", 1.5]}},
+        headers={"source": "api", "n": 3, "nested": {"é": ["x", Decimal("1.5")]}},
         message_id="m-1",
         timestamp=2021,
         delivery_mode=2,
@@ -37,3 +39,14 @@ def test_encoded_event_is_the_event_as_compact_json():
     # the sizes the batcher adds up are what the records take in the event
     empty = encode_event("rule.age", [], "arn:aws:mq:x", "credit")
     assert len(encoded) - len(empty) == sum(d.event_size for d in deliveries) - 1
+
+
+def test_a_decimal_header_is_sent_with_the_exact_digits_gson_writes():
+    """A BigDecimal 1.50 (unscaled 150, scale 2) is the JSON number 1.50 in the event bytes."""
+    sent = pika.BasicProperties(headers={"price": Decimal("1.50"), "tiny": Decimal("0.0000001")})
+    received = ReceivedProperties().decode(b"".join(sent.encode()))
+    encoded = encode_event("rule.age", [Delivery(b"{}", received)], "arn:aws:mq:x")
+    assert b'"headers":{"price":1.5,"tiny":1E-7}' in encoded  # pika normalises 1.50 to 1.5
+    raw = b"".join(sent.encode()).replace(b"D\x01\x00\x00\x00\x0f", b"D\x02\x00\x00\x00\x96")
+    encoded = encode_event("q", [Delivery(b"{}", ReceivedProperties().decode(raw))], "arn")
+    assert b'"price":1.50' in encoded

@@ -346,7 +346,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         return 1
     finally:
         environment.stop()
-    print(json.dumps(result.payload))
+    sys.stdout.buffer.write(result.raw + b"\n")
+    sys.stdout.flush()
     return 0
 
 

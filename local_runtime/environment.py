@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import math
 import os
@@ -21,6 +23,7 @@ from typing import IO, Any, TextIO
 from declarations.model import Function
 from local_runtime import priority, protocol
 from local_runtime.context import LOG_GROUP_VARIABLE, LOG_STREAM_VARIABLE, log_stream_name
+from local_runtime.platform_log import SUCCESS, Outcome, PlatformLog
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,10 +43,18 @@ class InvocationFailed(Exception):
 
 @dataclass(frozen=True)
 class Invocation:
+    """A result: the handler's response as Lambda marshalled it, and its timings."""
+
     request_id: str
-    payload: Any
+    raw: bytes  # the marshalled response
+    content_type: str  # application/json, or application/unknown for bytes the handler returned
     duration_ms: float
     init_ms: float | None
+
+    @property
+    def payload(self) -> Any:
+        """The response as the caller of a synchronous invoke reads it."""
+        return json.loads(self.raw) if self.content_type == "application/json" else self.raw
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,10 @@ def lambda_environment(function: Function, site: Site) -> dict[str, str]:
             "AWS_SAM_LOCAL": "true",
         }
     )
+    if function.logging.log_format == "JSON":
+        # As Lambda sets them for a function with LoggingConfig's JSON format.
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = function.logging.application_log_level or "INFO"
     if function.layers:
         paths = [
             str(layer / "python") if (layer / "python").is_dir() else str(layer)
@@ -120,8 +135,34 @@ def lambda_environment(function: Function, site: Site) -> dict[str, str]:
 
 
 @dataclass
+class _Init:
+    """How one init attempt ended: READY (ok), an error document, or the deadline passed."""
+
+    duration_ms: float
+    error: dict[str, Any] | None = None
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.timed_out:
+            return Outcome("timeout")
+        assert self.error is not None
+        return Outcome("error", self.error["errorType"])
+
+
+@dataclass
 class ExecutionEnvironment:
-    """A worker process for one function; started lazily, replaced after a crash or timeout."""
+    """A worker process for one function; started lazily, replaced after a crash or timeout.
+
+    Its init phase is Lambda's on-demand one: INIT_START, then the handler's import under a
+    10 s limit. An init that fails or times out is written up (INIT_REPORT) and tried again
+    inside the first invocation, under the function's own timeout, as Lambda does; if that
+    fails too, the invocation fails with the init's error.
+    """
 
     spec: Function
     output: TextIO = field(default_factory=lambda: sys.stdout)
@@ -134,6 +175,12 @@ class ExecutionEnvironment:
     _init_ms: float | None = None
     cold_starts: int = 0
     nice: int = 0  # how far below normal priority the worker runs (see local_runtime.priority)
+    init_timeout: float = INIT_TIMEOUT_SECONDS  # Lambda's; tests may shorten it
+
+    def __post_init__(self) -> None:
+        self.platform = PlatformLog(
+            self.spec.name, self.spec.memory_size, self.site.region, self.spec.logging, self._write
+        )
 
     @property
     def function_arn(self) -> str:
@@ -148,7 +195,46 @@ class ExecutionEnvironment:
         return self._process.pid if self._process else None
 
     def start(self) -> float:
-        """Start the process and wait until the handler module is imported; returns init ms."""
+        """The init phase alone: start the worker and wait (10 s at most) for the handler's
+        import; returns its Init Duration, or raises InvocationFailed with the init's error."""
+        attempt = self._init(self.init_timeout, "init")
+        if not attempt.ok:
+            raise self._init_failure(attempt)
+        return attempt.duration_ms
+
+    def _init(self, limit: float, phase: str) -> _Init:
+        self._spawn()
+        began = time.monotonic()
+        self._write(self.platform.init_start())
+        try:
+            message = self._await(limit, "Sandbox.Timedout")
+        except InvocationFailed as failure:
+            elapsed = (time.monotonic() - began) * 1000
+            timed_out = failure.error_type == "Sandbox.Timedout"
+            error = None if timed_out else failure.body
+            attempt = _Init(elapsed, error, timed_out)
+        else:
+            if message["kind"] == protocol.INIT_ERROR:
+                self.kill()
+                attempt = _Init(float(message.get("init_ms", 0.0)), message["error"])
+            else:
+                self._init_ms = float(message["init_ms"])
+                return _Init(self._init_ms)
+        assert self._output is not None
+        self._output.pump(finish_line=True)
+        self._write(self.platform.init_report(attempt.duration_ms, phase, attempt.outcome))
+        return attempt
+
+    def _init_failure(self, attempt: _Init) -> InvocationFailed:
+        if attempt.error is not None:
+            error = attempt.error
+            return InvocationFailed(error["errorType"], error["errorMessage"], error)
+        message = f"INIT phase timed out after {attempt.duration_ms / 1000:.2f} seconds"
+        return InvocationFailed(
+            "Sandbox.Timedout", message, {"errorType": "Sandbox.Timedout", "errorMessage": message}
+        )
+
+    def _spawn(self) -> None:
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         self._process = subprocess.Popen(
@@ -184,31 +270,25 @@ class ExecutionEnvironment:
             target=self._output.forward, daemon=True, name=f"{self.spec.name}-log"
         ).start()
         self.cold_starts += 1
-        message = self._await(INIT_TIMEOUT_SECONDS, "Runtime.InitTimeout")
-        if message["kind"] == protocol.INIT_ERROR:
-            self.kill()
-            error = message["error"]
-            raise InvocationFailed(error["errorType"], error["errorMessage"], error)
-        self._init_ms = float(message["init_ms"])
-        return self._init_ms
 
     def invoke(self, event: dict[str, Any] | bytes, timeout: float | None = None) -> Invocation:
         """Invoke once; raises InvocationFailed on error, timeout (worker killed) or crash.
 
         `event` is the event itself or, from the mapping, its compact JSON.
         """
-        if not self.alive:
-            self.kill()  # a worker that died while idle: close its pipes now, not at GC
-            self.start()
-        assert self._requests is not None and self._output is not None
-        output = self._output
         timeout = self.spec.timeout if timeout is None else timeout
         request_id = str(uuid.uuid4())
         began = time.monotonic()
-        deadline_ms = int(time.time() * 1000 + timeout * 1000)
+        if not self.alive:
+            self.kill()  # a worker that died while idle: close its pipes now, not at GC
+            self._cold_start(request_id, began, timeout)
+        assert self._requests is not None and self._output is not None
+        output = self._output
+        deadline = began + timeout
+        deadline_ms = int(time.time() * 1000 + (deadline - time.monotonic()) * 1000)
         init_ms, self._init_ms = self._init_ms, None
         # Written before the worker has the event, so nothing it prints can come before it.
-        self._write([f"START RequestId: {request_id} Version: $LATEST"])
+        self._write(self.platform.start(request_id))
         try:
             encoded = event if isinstance(event, bytes) else protocol.encode(event)
             protocol.send_invoke(self._requests, request_id, encoded, deadline_ms)
@@ -219,16 +299,46 @@ class ExecutionEnvironment:
             self._report_failure(output, failure, request_id, began, timeout, init_ms)
             raise failure from exc
         try:
-            message = self._await(timeout, "Sandbox.Timedout", request_id=request_id)
+            message = self._await(deadline - time.monotonic(), "Sandbox.Timedout", request_id)
         except InvocationFailed as failure:
             self._report_failure(output, failure, request_id, began, timeout, init_ms)
             raise
         duration_ms = float(message["duration_ms"])
-        self._end(output, request_id, duration_ms, message.get("max_memory_mb"), init_ms)
         if not message["ok"]:
             error = message["error"]
+            self._end(
+                output,
+                request_id,
+                duration_ms,
+                message.get("max_memory_mb"),
+                init_ms,
+                Outcome("error", error["errorType"]),
+            )
             raise InvocationFailed(error["errorType"], error["errorMessage"], error)
-        return Invocation(request_id, message.get("payload"), duration_ms, init_ms)
+        self._end(output, request_id, duration_ms, message.get("max_memory_mb"), init_ms)
+        return Invocation(
+            request_id, _payload(message), message["content_type"], duration_ms, init_ms
+        )
+
+    def _cold_start(self, request_id: str, began: float, timeout: float) -> None:
+        """The init phase, and Lambda's second try inside the invocation when it fails."""
+        if self._init(self.init_timeout, "init").ok:
+            return
+        began = time.monotonic()  # the invocation's own time starts with its init
+        attempt = self._init(timeout, "invoke")
+        if attempt.ok:
+            self._init_ms = None  # a suppressed init is part of the invocation's Duration
+            return
+        failure = self._init_failure(attempt)
+        elapsed = (time.monotonic() - began) * 1000
+        lines = self.platform.start(request_id)
+        if attempt.timed_out:
+            lines += self.platform.timed_out(request_id, timeout)
+        else:
+            lines += self.platform.init_failed(failure.error_type)
+        lines += self.platform.end(request_id, elapsed, None, None, attempt.outcome)
+        self._write(lines)
+        raise failure
 
     def kill(self) -> None:
         process, self._process = self._process, None
@@ -297,9 +407,15 @@ class ExecutionEnvironment:
         AWS's platform writes for a timeout or for a runtime that exited."""
         elapsed = (time.monotonic() - began) * 1000
         if failure.error_type == "Sandbox.Timedout":
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            timed_out = f"{stamp}Z {request_id} Task timed out after {timeout:.2f} seconds"
-            self._end(output, request_id, elapsed, None, init_ms, "timeout", before=[timed_out])
+            self._end(
+                output,
+                request_id,
+                elapsed,
+                None,
+                init_ms,
+                Outcome("timeout"),
+                before=self.platform.timed_out(request_id, timeout),
+            )
         else:
             self._end(
                 output,
@@ -307,7 +423,7 @@ class ExecutionEnvironment:
                 elapsed,
                 None,
                 init_ms,
-                "error\tError Type: Runtime.ExitError",
+                Outcome("error", "Runtime.ExitError"),
                 after=[failure.body["errorMessage"], "Runtime.ExitError"],
             )
 
@@ -318,19 +434,19 @@ class ExecutionEnvironment:
         duration_ms: float,
         max_memory_mb: int | None,
         init_ms: float | None,
-        status: str | None = None,
+        outcome: Outcome = SUCCESS,
         before: Sequence[str] = (),
         after: Sequence[str] = (),
     ) -> None:
         """Close an invocation's log frame: what the handler printed last, then END and
-        REPORT (with a Status when the invocation did not answer)."""
+        REPORT (with a Status when the invocation did not succeed)."""
         output.pump(finish_line=True)
-        report = report_line(request_id, duration_ms, self.spec.memory_size, max_memory_mb, init_ms)
-        if status is not None:
-            report += f"\tStatus: {status}"
-        self._write([*before, f"END RequestId: {request_id}", report, *after])
+        ended = self.platform.end(request_id, duration_ms, max_memory_mb, init_ms, outcome)
+        self._write([*before, *ended, *after])
 
     def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
         prefix = f"[{self.spec.name}] "
         text = "".join(f"{prefix}{line}\n" for line in lines)
         with _OUTPUT_LOCK:
@@ -338,28 +454,11 @@ class ExecutionEnvironment:
             self.output.flush()
 
 
+def _payload(message: dict[str, Any]) -> bytes:
+    return base64.b64decode(message["payload_b64"])
+
+
 _OUTPUT_LOCK = threading.Lock()
-
-
-def report_line(
-    request_id: str,
-    duration_ms: float,
-    memory_size_mb: int,
-    max_memory_mb: int | None,
-    init_ms: float | None,
-) -> str:
-    """Lambda's REPORT line. Since August 2025 AWS bills the init phase of managed runtimes
-    too, so a cold start's Billed Duration covers Init Duration plus Duration."""
-    billed_ms = math.ceil(duration_ms + (init_ms or 0.0))
-    used = "-" if max_memory_mb is None else str(max_memory_mb)
-    line = (
-        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_size_mb} MB\t"
-        f"Max Memory Used: {used} MB"
-    )
-    if init_ms is not None:
-        line += f"\tInit Duration: {init_ms:.2f} ms"
-    return line
 
 
 def exit_status(code: int | None) -> str:

@@ -35,6 +35,9 @@ class Outcome:
     error_type: str | None = None
 
 
+SUCCESS = Outcome()
+
+
 def billed_ms(duration_ms: float, init_ms: float | None) -> int:
     """Since August 2025 AWS bills the init phase of managed runtimes too, so a cold start's
     Billed Duration covers Init Duration plus Duration."""
@@ -115,7 +118,7 @@ class PlatformLog:
         duration_ms: float,
         max_memory_mb: int | None,
         init_ms: float | None,
-        outcome: Outcome = Outcome(),
+        outcome: Outcome = SUCCESS,
     ) -> list[str]:
         """END and REPORT (JSON has no END record: platform.report closes the invocation)."""
         if self.json:
@@ -146,7 +149,7 @@ class PlatformLog:
         duration_ms: float,
         max_memory_mb: int | None,
         init_ms: float | None,
-        outcome: Outcome = Outcome(),
+        outcome: Outcome = SUCCESS,
     ) -> str:
         used = "-" if max_memory_mb is None else str(max_memory_mb)
         line = (

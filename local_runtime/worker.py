@@ -8,99 +8,45 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
-import json
 import logging
 import math
 import os
 import resource
 import sys
 import time
-import traceback
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from local_runtime import protocol
+from local_runtime import protocol, python_runtime
 from local_runtime.context import LambdaContext
 
-Handler = Callable[[Any, Any], Any]
 MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
-
-
-def error_body(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
-    """The error document Lambda returns for an unhandled exception."""
-    return {
-        "errorMessage": str(exc),
-        "errorType": error_type or type(exc).__name__,
-        "requestId": "",
-        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
-    }
 
 
 def max_memory_mb() -> int:
     return math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def load_handler(task_root: str, spec: str) -> Handler:
-    sys.path.insert(0, task_root)
-    module_name, function_name = spec.rsplit(".", 1)
-    module = importlib.import_module(module_name)
-    handler: Handler = getattr(module, function_name)
-    return handler
-
-
 def invoke(
-    handler: Handler, message: dict[str, Any], memory_mb: int, function_arn: str
+    handler: python_runtime.Handler, message: dict[str, Any], memory_mb: int, function_arn: str
 ) -> tuple[bool, Any]:
-    """Run the handler once; returns (ok, payload or Lambda error document)."""
+    """Run the handler once; returns (True, (marshalled bytes, content type)) or (False,
+    Lambda's error document). A TypeError the handler raises is a TypeError; only a result
+    that cannot be marshalled is a Runtime.MarshalError, as on AWS."""
+    request_id = message["request_id"]
     context = LambdaContext(
         function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
         memory_limit_in_mb=os.environ.get(MEMORY_VARIABLE, str(memory_mb)),
-        aws_request_id=message["request_id"],
+        aws_request_id=request_id,
         deadline_ms=message["deadline_ms"],
         invoked_function_arn=function_arn,
     )
     try:
-        payload = handler(message["event"], context)
-        json.dumps(payload)
+        return True, python_runtime.marshal(handler(message["event"], context))
     except Exception as exc:  # any handler error fails the invocation, as on AWS
-        error_type = "Runtime.MarshalError" if isinstance(exc, TypeError) else None
-        body = error_body(exc, error_type)
-        body["requestId"] = message["request_id"]
-        print(f"[ERROR] {body['errorType']}: {body['errorMessage']}", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        return False, body
-    return True, payload
-
-
-class _RequestIdFilter(logging.Filter):
-    """Adds the current request id to every record, as Lambda's log handler does."""
-
-    request_id = ""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = self.request_id
-        return True
-
-
-REQUEST_ID = _RequestIdFilter()
-
-
-def configure_logging() -> None:
-    """Root logger like Lambda's Python runtime: level, time, request id, message; to stdout."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(REQUEST_ID)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-            "%Y-%m-%dT%H:%M:%S",
-        )
-    )
-    logging.Formatter.converter = time.gmtime
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+        document = python_runtime.error_document(exc, request_id)
+        python_runtime.log_error(document)
+        return False, document
 
 
 def serve(
@@ -113,18 +59,22 @@ def serve(
 
     Init Duration counts from when the runtime spawned this process, as AWS's counts the
     runtime's own start-up along with the handler module's import. The worker's own output
-    is only the handler's: the runtime writes each invocation's START, END and REPORT lines,
-    from what it sent and what the result says.
+    is only the handler's: the runtime writes the platform's lines (INIT_START, START, END,
+    REPORT) from what it sent and what the result says.
     """
-    configure_logging()
+    python_runtime.configure_logging()
     memory_mb = int(os.environ.get(MEMORY_VARIABLE, "128"))
     started = time.perf_counter() - (max(0.0, time.time() - spawned_at) if spawned_at else 0.0)
+    sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
     try:
-        handler = load_handler(os.environ["LAMBDA_TASK_ROOT"], os.environ["_HANDLER"])
-    except Exception as exc:  # reported to the runtime as Runtime.ImportModuleError
-        traceback.print_exc(file=sys.stdout)
-        error = error_body(exc, "Runtime.ImportModuleError")
-        protocol.send(responses, protocol.INIT_ERROR, error=error)
+        handler = python_runtime.get_handler(os.environ["_HANDLER"])
+    except Exception as exc:  # the init failed: AWS logs a warning and the error, and exits
+        document = python_runtime.error_document(exc)
+        logging.warning(python_runtime.LAMBDA_WARNING)
+        python_runtime.log_error(document)
+        _flush_output()
+        init_ms = (time.perf_counter() - started) * 1000
+        protocol.send(responses, protocol.INIT_ERROR, error=document, init_ms=init_ms)
         return
     init_ms = (time.perf_counter() - started) * 1000
     gc.freeze()  # the handler's modules stay for the worker's life: not the collector's work
@@ -135,21 +85,22 @@ def serve(
         except EOFError:
             return
         request_id = message["request_id"]
-        REQUEST_ID.request_id = request_id
+        python_runtime.REQUEST_ID.value = request_id
         began = time.perf_counter()
-        ok, payload = invoke(handler, message, memory_mb, function_arn)
+        ok, outcome = invoke(handler, message, memory_mb, function_arn)
         duration_ms = (time.perf_counter() - began) * 1000
         _flush_output()  # the runtime writes END once the result is in: output goes first
-        fields = {"payload": payload} if ok else {"error": payload}
-        protocol.send(
-            responses,
-            protocol.RESULT,
-            request_id=request_id,
-            ok=ok,
-            duration_ms=duration_ms,
-            max_memory_mb=max_memory_mb(),
-            **fields,
-        )
+        head = {
+            "request_id": request_id,
+            "ok": ok,
+            "duration_ms": duration_ms,
+            "max_memory_mb": max_memory_mb(),
+        }
+        if ok:
+            payload, content_type = outcome
+            protocol.send_result(responses, head, payload, content_type)
+        else:
+            protocol.send(responses, protocol.RESULT, error=outcome, **head)
 
 
 def _flush_output() -> None:

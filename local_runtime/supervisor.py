@@ -229,6 +229,7 @@ class Runtime:
             try:
                 while relay_outbox(store, publisher, grace=timedelta(seconds=2)):
                     pass
+                store.purge_idempotency_keys()
                 backoff.reset()
                 delay = RELAY_INTERVAL_SECONDS
             except StoreUnavailable as exc:

@@ -36,6 +36,7 @@ class System:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # over the test services' URLs
 
     @property
     def amqp_url(self) -> str:
@@ -44,7 +45,7 @@ class System:
     def start(self, log_path: Path, *functions: str) -> None:
         ensure_vhost(self.vhost)
         self._purge()
-        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url}
+        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url, **self.environment}
         self.log_path = log_path
         self.process = subprocess.Popen(
             [
@@ -86,23 +87,31 @@ class System:
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float = 10,
     ) -> tuple[int, dict[str, str], Any]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}", data=body, method=method, headers=headers or {}
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test server
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local test server
                 raw, status, out_headers = response.read(), response.status, dict(response.headers)
         except urllib.error.HTTPError as exc:
             raw, status, out_headers = exc.read(), exc.code, dict(exc.headers)
         return status, out_headers, json.loads(raw) if raw else None
 
-    def post(self, payload: object) -> tuple[int, dict[str, str], Any]:
+    def post(
+        self, payload: object, headers: dict[str, str] | None = None, timeout: float = 10
+    ) -> tuple[int, dict[str, str], Any]:
+        """POST a body: bytes or str as they are, anything else as JSON."""
+        body = payload if isinstance(payload, bytes) else None
+        if body is None:
+            body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         return self.request(
             "POST",
             "/credit-request",
-            json.dumps(payload).encode(),
-            {"Content-Type": "application/json"},
+            body,
+            {"Content-Type": "application/json", **(headers or {})},
+            timeout,
         )
 
     def ticket(self, ticket: str) -> Any:

@@ -7,6 +7,7 @@ import logging
 import queue
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -201,6 +202,7 @@ class _CommitUnknown(Exception):
     def __init__(self, thread_id: int) -> None:
         super().__init__(f"no reply to the COMMIT of MySQL session {thread_id}")
         self.thread_id = thread_id
+        self.boot: float | None = None  # when the server that ran the session started
 
 
 def describe(url: str | None = None) -> str:
@@ -285,6 +287,9 @@ class TicketStore:
             True: queue.LifoQueue(),
         }
         self._pool_size = pool_size
+        # When the server of each transaction connection started, so a session is never
+        # looked for (and killed) on a server restarted since: thread ids start again at 1.
+        self._boots: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
 
     @contextmanager
     def _cursor(self, transaction: bool = False) -> Iterator[pymysql.cursors.Cursor]:
@@ -302,13 +307,15 @@ class TicketStore:
             except queue.Empty:
                 conn = self._factory()
                 if transaction:
+                    self._boots[conn] = _server_boot(conn)
                     conn.autocommit(False)
             with conn.cursor() as cursor:
                 yield cursor
             # Commit unless the work already did, in its last round trip.
             if transaction and _in_transaction(conn):
                 conn.commit()
-        except _CommitUnknown:
+        except _CommitUnknown as unknown:
+            unknown.boot = self._boots.get(conn) if conn is not None else None
             self._discard(conn)  # its transaction's fate is being looked up: never reuse it
             raise
         except DRIVER_ERRORS as exc:
@@ -389,25 +396,27 @@ class TicketStore:
         try:
             return self._transaction(batch.run, TICKET_RETRYABLE_CODES)
         except _CommitUnknown as unknown:
-            if not batch.inserted or self._committed(unknown.thread_id, batch.inserted):
+            if not batch.inserted or self._committed(unknown, batch.inserted):
                 return batch.outcomes
             raise StoreUnavailable(
                 "MySQL lost the connection before the tickets were committed; nothing was stored"
             ) from unknown
 
-    def _committed(self, thread_id: int, tickets: Sequence[str]) -> bool:
+    def _committed(self, unknown: _CommitUnknown, tickets: Sequence[str]) -> bool:
         """Whether the transaction of a session whose COMMIT got no reply committed.
 
         From a fresh connection: KILL the session, so that a transaction still running can
         never commit later; wait until it is gone from the process list, its transaction
-        ended one way or the other; then look for its tickets. MySQL is asked again until
-        the outcome check's time is up, then OutcomeUnknown.
+        ended one way or the other; then look for its tickets. (On a server restarted since,
+        the session is gone already, and its thread id may be another's: no KILL.) MySQL is
+        asked again until the outcome check's time is up, then OutcomeUnknown.
         """
+        thread_id = unknown.thread_id
         deadline = time.monotonic() + self.timeouts.outcome_check
         delay = 0.05
         while True:
             try:
-                return self._look_for(thread_id, tickets, deadline)
+                return self._look_for(unknown, tickets, deadline)
             except (StoreUnavailable, *DRIVER_ERRORS) as exc:
                 if time.monotonic() + delay >= deadline:
                     raise OutcomeUnknown(
@@ -419,22 +428,16 @@ class TicketStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _look_for(self, thread_id: int, tickets: Sequence[str], deadline: float) -> bool:
+    def _look_for(self, unknown: _CommitUnknown, tickets: Sequence[str], deadline: float) -> bool:
+        thread_id = unknown.thread_id
         conn = self._factory()
         try:
+            restarted = unknown.boot is not None and abs(_server_boot(conn) - unknown.boot) >= 1
             with conn.cursor() as cursor:
-                try:
-                    cursor.execute("KILL %s", (thread_id,))
-                except pymysql.err.MySQLError as exc:
-                    if _error_code(exc) != NO_SUCH_THREAD:  # gone already: nothing to stop
-                        raise
-                while _session_alive(cursor, thread_id):
-                    if time.monotonic() >= deadline:
-                        raise OutcomeUnknown(
-                            f"MySQL session {thread_id} was still ending after KILL",
-                            tuple(tickets),
-                        )
-                    time.sleep(0.02)
+                if restarted:
+                    LOGGER.warning("MySQL restarted since session %s began", thread_id)
+                else:
+                    _end_session(cursor, thread_id, deadline, tickets)
                 cursor.execute("SELECT COUNT(*) FROM tickets WHERE id IN %s", (list(tickets),))
                 (found,) = cursor.fetchone() or (0,)
         finally:
@@ -803,6 +806,33 @@ def _commit(cursor: Any, statements: Sequence[str], args: Sequence[Any]) -> None
         if code is not None and (done < len(statements) or code == LOCK_WAIT_TIMEOUT):
             raise
         raise _CommitUnknown(cursor.connection.thread_id()) from exc
+
+
+def _end_session(cursor: Any, thread_id: int, deadline: float, tickets: Sequence[str]) -> None:
+    """KILL a session and wait until it has left the process list: its transaction has then
+    ended, committed or rolled back, for good."""
+    try:
+        cursor.execute("KILL %s", (thread_id,))
+    except pymysql.err.MySQLError as exc:
+        if _error_code(exc) != NO_SUCH_THREAD:  # gone already: nothing to stop
+            raise
+    while _session_alive(cursor, thread_id):
+        if time.monotonic() >= deadline:
+            raise OutcomeUnknown(
+                f"MySQL session {thread_id} was still ending after KILL", tuple(tickets)
+            )
+        time.sleep(0.02)
+
+
+def _server_boot(conn: Connection) -> float:
+    """When the server started, by its own clock (to within its uptime's second)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+        now = cursor.fetchone()
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+        uptime = cursor.fetchone()
+    assert now is not None and uptime is not None
+    return float(now[0]) - float(uptime[1])
 
 
 def _session_alive(cursor: Any, thread_id: int) -> bool:

@@ -175,3 +175,30 @@ def test_a_mysql_that_stays_frozen_after_the_commit_was_sent_is_an_unknown_outco
 
 def ticket_args(new: NewTicket):
     return new.ticket, new.request, new.messages
+
+
+def test_a_session_of_a_server_restarted_since_is_never_killed(db):
+    """Thread ids start again at 1 after a restart: the old session's id may now be another
+    connection's (another application's, on a shared server). It is left alone."""
+    store = TicketStore(db.url, timeouts=STALL_TIMEOUTS)
+    new = new_ticket()
+    assert isinstance(store.create_tickets([new])[0], TicketView)
+    with store._cursor(transaction=True) as cursor:
+        old_boot = store._boots[cursor.connection]
+    db.restart()
+    bystander = db.connect()
+    try:
+        with bystander.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            (reused_id,) = cursor.fetchone()
+        unknown = mysql._CommitUnknown(reused_id)
+        unknown.boot = old_boot
+        assert store._committed(unknown, [new.ticket])  # found, without a KILL
+        with bystander.cursor() as cursor:
+            cursor.execute("SELECT 1")  # still alive
+        unknown.boot = None  # a session whose server is not known: killed, as it must be
+        store._committed(unknown, [new.ticket])
+        with pytest.raises(pymysql.err.OperationalError), bystander.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        bystander.close()

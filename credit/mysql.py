@@ -682,10 +682,19 @@ class _TicketBatch:
         """Read the keys (only when there are some, a round trip of its own), then insert
         and commit in one round trip."""
         keys = [t.key.key.encode() for t in self.tickets if t.key is not None]
-        records, busy = _held_keys(cursor, keys) if keys else ({}, set())
-        fresh, expired = self._plan(records, busy)
-        statements, args = _insert_statements(fresh, expired, _db_text(self.now))
-        _commit(cursor, statements, args)
+        stamp = _db_text(self.now)
+        if keys:
+            fresh, expired = self._plan(*_held_keys(cursor, keys))
+            key_rows = [
+                (t.key.key.encode(), t.key.fingerprint, t.ticket, stamp)
+                for t in fresh
+                if t.key is not None
+            ]
+        else:  # the usual case: every ticket is inserted
+            fresh, expired, key_rows = list(self.tickets), [], []
+            self.inserted = [new.ticket for new in fresh]
+            self.outcomes = [self._view(new) for new in fresh]
+        _commit(cursor, *_insert_statements(fresh, key_rows, expired, stamp))
         return self.outcomes
 
     def _plan(
@@ -709,10 +718,11 @@ class _TicketBatch:
                 expired.append(key)
             fresh.append(new)
             self.inserted.append(new.ticket)
-            self.outcomes.append(
-                TicketView(new.ticket, TicketStatus.PENDING, rule_statuses(new.rules, {}), self.now)
-            )
+            self.outcomes.append(self._view(new))
         return fresh, expired
+
+    def _view(self, new: NewTicket) -> TicketView:
+        return TicketView(new.ticket, TicketStatus.PENDING, rule_statuses(new.rules, {}), self.now)
 
 
 # Keys read with a shared lock that does not wait: a key another transaction has inserted and
@@ -751,7 +761,10 @@ def _key_rows(cursor: Any, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
 
 
 def _insert_statements(
-    fresh: Sequence[NewTicket], expired: Sequence[bytes], stamp: str
+    fresh: Sequence[NewTicket],
+    key_rows: Sequence[tuple[bytes, bytes, str, str]],
+    expired: Sequence[bytes],
+    stamp: str,
 ) -> tuple[list[str], list[Any]]:
     """The statements (placeholders only: the driver escapes every value) and arguments that
     store new tickets, their outbox messages and keys, after forgetting expired keys."""
@@ -760,9 +773,6 @@ def _insert_statements(
     if expired:
         statements.append("DELETE FROM idempotency_keys WHERE idempotency_key IN %s")
         args.append(list(expired))
-    key_rows = [
-        (t.key.key.encode(), t.key.fingerprint, t.ticket, stamp) for t in fresh if t.key is not None
-    ]
     if key_rows:
         statements.append(
             "INSERT INTO idempotency_keys (idempotency_key, fingerprint, ticket_id, created_at)"  # noqa: S608  # nosec B608

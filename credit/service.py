@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Protocol
 
 from credit.cache import TicketCache
-from credit.domain import is_ticket_id, new_ticket_id, validate_request
+from credit.domain import (
+    CreditRequest,
+    TicketView,
+    is_ticket_id,
+    new_ticket_id,
+    validate_request,
+)
 from credit.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -97,20 +103,21 @@ class CreditService:
         is still in progress, IdempotencyKeyInUse.
         """
         request = validate_request(payload)
-        claim = KeyClaim(idempotency_key, fingerprint(request)) if idempotency_key else None
         ticket = new_ticket_id()
         messages = split_request(ticket, request, self.rules)
-        with self.keys_in_flight.hold(idempotency_key):
-            stored = self._writer.create_ticket(NewTicket(ticket, request, tuple(messages), claim))
-        if isinstance(stored, KeyInUse):
-            raise IdempotencyKeyInUse(stored.key)
-        if isinstance(stored, KeyRecord):
-            assert claim is not None  # only a key can name an earlier ticket
-            if stored.fingerprint != claim.fingerprint:
-                raise IdempotencyKeyReused(claim.key)
-            return Accepted(stored.ticket, replayed=True)
-        self._publish(ticket, messages)
-        return Accepted(stored.ticket)
+        if idempotency_key is None:  # the usual case, kept free of the key's bookkeeping
+            stored = self._writer.create_ticket(NewTicket(ticket, request, tuple(messages)))
+        else:
+            claim = KeyClaim(idempotency_key, fingerprint(request))
+            with self.keys_in_flight.hold(idempotency_key):
+                stored = self._writer.create_ticket(
+                    NewTicket(ticket, request, tuple(messages), claim)
+                )
+        if isinstance(stored, TicketView):
+            self._publish(ticket, messages)
+            return Accepted(stored.ticket)
+        assert idempotency_key is not None  # only a key can keep a ticket from being stored
+        return _answer_for_key(idempotency_key, request, stored)
 
     def _publish(self, ticket: str, messages: Sequence[RuleMessage]) -> None:
         try:
@@ -149,6 +156,16 @@ class CreditService:
             cached = view.to_json()
         self.final_views.remember(ticket, cached)
         return cached
+
+
+def _answer_for_key(key: str, request: CreditRequest, earlier: KeyRecord | KeyInUse) -> Accepted:
+    """The answer to a request whose key kept its ticket from being stored: the ticket the
+    key names when the request is the same, else the reason."""
+    if isinstance(earlier, KeyInUse):
+        raise IdempotencyKeyInUse(key)
+    if earlier.fingerprint != fingerprint(request):
+        raise IdempotencyKeyReused(key)
+    return Accepted(earlier.ticket, replayed=True)
 
 
 def relay_outbox(

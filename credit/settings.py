@@ -29,6 +29,8 @@ MYSQL_LOCK_WAIT = "MYSQL_LOCK_WAIT_TIMEOUT_SECONDS"
 # How long the driver waits for any reply: the backstop for a server that answers nothing.
 MYSQL_READ_TIMEOUT = "MYSQL_READ_TIMEOUT_SECONDS"
 # How long a commit whose reply never came is looked for before it is answered as unknown.
+# On Lambda, a connect (3 s), the read timeout and this check (plus one more connect) must fit
+# in the function's timeout (20 s), or the function could time out with the outcome unknown.
 MYSQL_OUTCOME_CHECK = "MYSQL_OUTCOME_CHECK_SECONDS"
 # How long a request waits for its group commit to be sent before it withdraws its ticket.
 TICKET_WRITE_TIMEOUT = "TICKET_WRITE_TIMEOUT_SECONDS"
@@ -44,8 +46,8 @@ DEFAULTS: Mapping[str, str] = {
     MIN_AGE: "18",
     MAX_VALUE: "100000",
     MYSQL_LOCK_WAIT: "5",
-    MYSQL_READ_TIMEOUT: "8",
-    MYSQL_OUTCOME_CHECK: "10",
+    MYSQL_READ_TIMEOUT: "6",
+    MYSQL_OUTCOME_CHECK: "6",
     TICKET_WRITE_TIMEOUT: "10",
     IDEMPOTENCY_TTL: "86400",
 }

@@ -172,9 +172,9 @@ def _idempotency_key() -> str | None:
 def _outcome_unknown(ticket: str) -> OutcomeUnknown:
     return OutcomeUnknown(
         "MySQL stopped answering after the ticket was sent, so whether it was stored is not"
-        f" known. GET /credit-validation?ticket={ticket} tells once MySQL answers; a retry"
-        " with the same Idempotency-Key returns the ticket if it was stored (a retry without"
-        " one may create a second ticket)",
+        f" known. GET /credit-validation?ticket={ticket} finds it if it was; a retry with the"
+        " same Idempotency-Key is answered with this ticket if it was stored, and stores the"
+        " request once if not (a retry without a key may create a second ticket)",
         {"ticket": ticket},
     )
 

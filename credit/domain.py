@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from credit.errors import ValidationError
@@ -17,6 +17,7 @@ from credit.errors import ValidationError
 MIN_AGE_LIMIT, MAX_AGE_LIMIT = 0, 150
 MAX_VALUE_LIMIT = Decimal("1000000000000")
 _MAX_INT_VALUE = int(MAX_VALUE_LIMIT)
+_MAX_VALUE_DIGITS = len(str(_MAX_INT_VALUE))  # digits before the point of the largest value
 REQUEST_FIELDS = ("age", "value")
 
 
@@ -173,34 +174,116 @@ def rule_statuses(
     return statuses
 
 
+class JsonNumber(str):
+    """A number of a JSON body exactly as the body spelled it ("100.00", "1e-3", "12345e-4").
+
+    Money is judged on this text, never on a float or on a Decimal rounded to a context's
+    precision, so no spelling can round its way past a limit.
+    """
+
+    __slots__ = ()
+
+
 def validate_age(raw: object) -> int:
     """Return the age as an int, or raise ValueError saying what an age must be."""
+    if type(raw) is JsonNumber:
+        if len(raw) <= 3 and raw.isdigit() and int(raw) <= MAX_AGE_LIMIT:
+            return int(raw)  # the usual case: a plain integer in range
+        return _age_of_text(raw)
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise ValueError(
             f"must be an integer from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(raw)}"
         )
     if not MIN_AGE_LIMIT <= raw <= MAX_AGE_LIMIT:
-        raise ValueError(f"must be from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {raw}")
+        raise ValueError(f"must be from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(raw)}")
     return raw
 
 
+def _age_of_text(text: JsonNumber) -> int:
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):  # a fraction or an exponent: 20.0, 2e1
+        raise ValueError(
+            f"must be an integer from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(text)}"
+        )
+    # Thousands of digits are out of range without being converted.
+    if len(digits) > 3 or not MIN_AGE_LIMIT <= int(text) <= MAX_AGE_LIMIT:
+        raise ValueError(f"must be from {MIN_AGE_LIMIT} to {MAX_AGE_LIMIT}, got {_shown(text)}")
+    return int(text)
+
+
 def validate_value(raw: object) -> Decimal:
-    """Return the value as a Decimal, or raise ValueError saying what a value must be."""
+    """Return the value as a Decimal, or raise ValueError saying what a value must be.
+
+    Judged on the number's exact digits (a JSON number's own text, or a Decimal's digits),
+    never after rounding: 100000.0000000000000000000000001 has more than two decimals.
+    """
     if type(raw) is int and 0 < raw <= _MAX_INT_VALUE:
         return Decimal(raw)  # the usual case: a whole amount in range
+    if type(raw) is JsonNumber and len(raw) <= 13 and raw.isdigit():
+        whole = int(raw)
+        if 0 < whole <= _MAX_INT_VALUE:
+            return Decimal(whole)  # the usual case of a JSON body
+    negative, digits, exponent = _number_parts(raw)
+    return _money(negative, digits, exponent, _shown(raw))
+
+
+def _number_parts(raw: object) -> tuple[bool, str, int]:
+    """(negative, digits, exponent) with raw == (-1 if negative) * int(digits) * 10**exponent."""
+    if isinstance(raw, JsonNumber):
+        return _text_parts(raw)
     if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
         raise ValueError(f"must be a number greater than 0 and at most 1e12, got {_shown(raw)}")
-    try:
-        amount = raw if isinstance(raw, Decimal) else Decimal(str(raw))
-    except InvalidOperation as exc:  # pragma: no cover - str(int|float) always parses
-        raise ValueError(f"must be a number, got {_shown(raw)}") from exc
+    amount = Decimal(str(raw)) if isinstance(raw, float) else Decimal(raw)
     if not amount.is_finite():
         raise ValueError("must be a finite number")
-    if amount <= 0 or amount > MAX_VALUE_LIMIT:
-        raise ValueError(f"must be greater than 0 and at most 1e12, got {amount}")
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
-        raise ValueError(f"must have at most 2 decimal places, got {amount}")
+    sign, digit_tuple, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    return bool(sign), "".join(map(str, digit_tuple)), exponent
+
+
+def _text_parts(text: str) -> tuple[bool, str, int]:
+    """The parts of a JSON number's text: -?int(.frac)?([eE][+-]?exp)?"""
+    negative = text.startswith("-")
+    unsigned = text[1:] if negative else text
+    mantissa, marker, exponent_text = unsigned.replace("E", "e").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"must be a number, got {_shown(text)}")
+    exponent = _exponent(exponent_text) if marker else 0
+    return negative, digits, exponent - len(fraction)
+
+
+def _exponent(text: str) -> int:
+    """An exponent's value, clamped to +-10**9: a body holds at most 16 KiB of digits, so no
+    larger exponent can change what the number is judged to be, and clamping keeps a
+    thousand-digit exponent from costing a thousand-digit conversion."""
+    negative = text.startswith("-")
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"has a malformed exponent {text[:20]!r}")
+    magnitude = int(digits) if len(digits) <= 9 else 10**9
+    return -magnitude if negative else magnitude
+
+
+def _money(negative: bool, digits: str, exponent: int, shown: str) -> Decimal:
+    """Check money given as its digits and exponent, in time linear in the digits."""
+    significant = digits.lstrip("0")
+    if negative or not significant:
+        raise ValueError(f"must be greater than 0 and at most 1e12, got {shown}")
+    kept = significant.rstrip("0")
+    exponent += len(significant) - len(kept)  # trailing zeros never count as decimals
+    if exponent < -2:
+        raise ValueError(f"must have at most 2 decimal places, got {shown}")
+    if len(kept) + exponent > _MAX_VALUE_DIGITS:
+        raise ValueError(f"must be greater than 0 and at most 1e12, got {shown}")
+    # At most 15 digits are left: exact in any Decimal context.
+    if exponent >= 0:
+        amount = Decimal(int(kept) * 10**exponent)
+    else:
+        amount = Decimal((0, tuple(map(int, kept)), exponent))
+    if amount > MAX_VALUE_LIMIT:
+        raise ValueError(f"must be greater than 0 and at most 1e12, got {shown}")
     return amount
 
 
@@ -243,5 +326,9 @@ def _kind(raw: object) -> str:
 
 
 def _shown(raw: object) -> str:
+    if isinstance(raw, JsonNumber):  # as the client wrote it, cut short
+        return raw if len(raw) <= 40 else f"{raw[:24]}... ({len(raw)} characters)"
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 128:
+        return f"an integer of {raw.bit_length()} bits"  # str() refuses the very longest
     text = json.dumps(raw, default=str)
     return f"{_kind(raw)} {text[:40]}" if not isinstance(raw, int | float | Decimal) else text[:40]

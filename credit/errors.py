@@ -23,3 +23,21 @@ class PublishError(StoreUnavailable):
 
 class TicketNotFound(CreditError):
     """No ticket has the requested id."""
+
+
+class OutcomeUnknown(CreditError):
+    """A write was sent and MySQL could not be asked whether it committed, so neither
+    "stored" nor "not stored" is known to be true. Never a StoreUnavailable: that one
+    promises nothing was stored. `tickets` are the tickets whose fate is unknown."""
+
+    def __init__(self, message: str, tickets: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.tickets = tickets
+
+
+class IdempotencyKeyInUse(CreditError):
+    """Another request with the same Idempotency-Key is still being processed."""
+
+
+class IdempotencyKeyReused(CreditError):
+    """An Idempotency-Key already names a request with another body."""

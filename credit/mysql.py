@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -29,7 +31,8 @@ from credit.domain import (
     rule_statuses,
     utcnow,
 )
-from credit.errors import StoreUnavailable
+from credit.errors import OutcomeUnknown, StoreUnavailable
+from credit.idempotency import KeyClaim, KeyInUse, KeyRecord
 from credit.messages import RuleMessage
 
 Verdicts = tuple[bool, str]  # a recorded rule result: passed, reason
@@ -39,7 +42,9 @@ T = TypeVar("T")
 Connection = pymysql.connections.Connection
 ConnectionFactory = Callable[[], Connection]
 
-DRIVER_ERRORS = (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError)
+# Every error of the driver: a refused statement (a duplicate key, say) is the store's failure
+# too, and must never escape as a driver exception the layers above do not know.
+DRIVER_ERRORS = (pymysql.err.MySQLError, OSError)
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,48 @@ class NewTicket:
     ticket: str
     request: CreditRequest
     messages: tuple[RuleMessage, ...]
+    key: KeyClaim | None = None  # the request's Idempotency-Key, stored with the ticket
 
     @property
     def rules(self) -> tuple[str, ...]:
         return tuple(message.rule for message in self.messages)
+
+
+# What create_tickets says of each ticket: stored now (its view), or not stored because its
+# Idempotency-Key already names a ticket (KeyRecord) or is held by a running transaction.
+Stored = TicketView | KeyRecord | KeyInUse
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a session may wait, so every write ends in a known outcome in bounded time.
+
+    MySQL itself refuses a statement that waits longer than `lock_wait` for a lock (a stalled
+    server, FLUSH TABLES WITH READ LOCK, a row held by another transaction): an error, and a
+    known rollback. `read` is the driver's backstop for a server that answers nothing; then
+    the outcome of a COMMIT already sent is looked for during `outcome_check`.
+    """
+
+    lock_wait: int = field(default_factory=lambda: settings.get_int(settings.MYSQL_LOCK_WAIT))
+    read: float = field(default_factory=lambda: settings.get_float(settings.MYSQL_READ_TIMEOUT))
+    outcome_check: float = field(
+        default_factory=lambda: settings.get_float(settings.MYSQL_OUTCOME_CHECK)
+    )
+
+    def session_sql(self) -> str:
+        """The session's bounds. max_statement_time is MariaDB's (10.1+); MySQL skips the
+        executable comment that sets it."""
+        seconds = max(1, self.lock_wait)
+        return (
+            f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+            f" /*M!100100 , max_statement_time = {seconds} */"
+        )
+
+    @property
+    def write_bound(self) -> float:
+        """The longest create_tickets can take: every attempt's round trips, each bounded by
+        the read timeout, then the outcome check."""
+        return TRANSACTION_ATTEMPTS * 3 * self.read + self.outcome_check
 
 
 @dataclass(frozen=True)
@@ -71,12 +114,19 @@ class OutboxEntry:
     attempts: int
 
 
-def connect_kwargs(url: str | None = None) -> dict[str, Any]:
-    """Translate mysql://user:password@host:port/database into pymysql.connect arguments."""
+def connect_kwargs(url: str | None = None, timeouts: Timeouts | None = None) -> dict[str, Any]:
+    """Translate mysql://user:password@host:port/database into pymysql.connect arguments;
+    with timeouts, every session is bounded by them."""
     parts = urlsplit(settings.get(settings.MYSQL_URL, url))
     if parts.scheme not in ("mysql", "mariadb"):
         raise settings.SettingsError(f"{settings.MYSQL_URL} must start with mysql://, got {url!r}")
     host = parts.hostname or "127.0.0.1"
+    # No gap locks: concurrent multi-row inserts and deletes on the outbox would deadlock
+    # on them, and every decision locks the rows it reads explicitly (FOR UPDATE).
+    session = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    if timeouts is not None:
+        session += ";" + timeouts.session_sql()
+    reply_seconds = timeouts.read if timeouts is not None else 30
     return {
         **_tls(host, parse_qs(parts.query)),
         "host": host,
@@ -89,12 +139,10 @@ def connect_kwargs(url: str | None = None) -> dict[str, Any]:
         # Several statements per round trip: a transaction's statements and its COMMIT go
         # together. Every value is still escaped by the driver (no SQL is built from input).
         "client_flag": CLIENT.MULTI_STATEMENTS,
-        # No gap locks: concurrent multi-row inserts and deletes on the outbox would deadlock
-        # on them, and every decision locks the rows it reads explicitly (FOR UPDATE).
-        "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "init_command": session,
         "connect_timeout": 3,
-        "read_timeout": 30,
-        "write_timeout": 30,
+        "read_timeout": reply_seconds,
+        "write_timeout": reply_seconds,
     }
 
 
@@ -120,13 +168,41 @@ def _tls(host: str, query: dict[str, list[str]]) -> dict[str, Any]:
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 TRANSACTION_ATTEMPTS = 4
-RETRYABLE_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock
+LOCK_WAIT_TIMEOUT, DEADLOCK, DUPLICATE_KEY, NO_SUCH_THREAD = 1205, 1213, 1062, 1094
+LOCK_NOWAIT = 3572  # MySQL 8's NOWAIT refusal; MariaDB answers LOCK_WAIT_TIMEOUT
+RETRYABLE_CODES = frozenset({LOCK_WAIT_TIMEOUT, DEADLOCK})
+# A new ticket waited lock_wait seconds already: it is refused, not tried again. A duplicate
+# key is another process storing the same Idempotency-Key first: the next attempt reads it.
+TICKET_RETRYABLE_CODES = frozenset({DEADLOCK, DUPLICATE_KEY})
 
 
-def _is_retryable(exc: BaseException | None) -> bool:
-    return isinstance(exc, pymysql.err.OperationalError) and exc.args[:1] in {
-        (code,) for code in RETRYABLE_CODES
-    }
+def _error_code(exc: BaseException | None) -> int | None:
+    """The error number of a reply the server sent; None for anything else.
+
+    pymysql raises server errors with the server's number, and its own client-side failures
+    (lost connection, timeout, gone away: CR_* codes 2000-2999) as OperationalError too, or
+    as InterfaceError, OSError and others; only the former are the server's word.
+    """
+    if not isinstance(exc, pymysql.err.MySQLError) or isinstance(exc, pymysql.err.InterfaceError):
+        return None
+    code = exc.args[0] if exc.args else None
+    if not isinstance(code, int) or code < 1000 or 2000 <= code < 3000:
+        return None
+    return code
+
+
+def _is_retryable(exc: BaseException | None, codes: frozenset[int] = RETRYABLE_CODES) -> bool:
+    return _error_code(exc) in codes
+
+
+class _CommitUnknown(Exception):
+    """The round trip that held a COMMIT ended without the server saying what became of it.
+    Only create_tickets raises it, and it finds out before answering."""
+
+    def __init__(self, thread_id: int) -> None:
+        super().__init__(f"no reply to the COMMIT of MySQL session {thread_id}")
+        self.thread_id = thread_id
+        self.boot: float | None = None  # when the server that ran the session started
 
 
 def describe(url: str | None = None) -> str:
@@ -135,9 +211,11 @@ def describe(url: str | None = None) -> str:
     return f"mysql://{kwargs['user']}@{kwargs['host']}:{kwargs['port']}/{kwargs['database']}"
 
 
-def connect(url: str | None = None, database: bool = True) -> Connection:
+def connect(
+    url: str | None = None, database: bool = True, timeouts: Timeouts | None = None
+) -> Connection:
     """Open one connection; a failure names the URL tried, without the password."""
-    kwargs = connect_kwargs(url)
+    kwargs = connect_kwargs(url, timeouts)
     if not database:
         kwargs.pop("database")
     try:
@@ -184,13 +262,24 @@ def migrate(url: str | None = None) -> list[str]:
 
 
 class TicketStore:
-    """Reads and writes tickets; one lazily opened connection per thread, reopened after errors."""
+    """Reads and writes tickets; one lazily opened connection per thread, reopened after errors.
+
+    Every session is bounded by `timeouts`, so a write ends in a known outcome: stored, or
+    StoreUnavailable (nothing stored), or, when MySQL cannot be asked, OutcomeUnknown.
+    """
 
     def __init__(
-        self, url: str | None = None, factory: ConnectionFactory | None = None, pool_size: int = 16
+        self,
+        url: str | None = None,
+        factory: ConnectionFactory | None = None,
+        pool_size: int = 16,
+        timeouts: Timeouts | None = None,
+        key_ttl: timedelta | None = None,
     ) -> None:
         self._url = url
-        self._factory = factory or (lambda: connect(url))
+        self.timeouts = timeouts or Timeouts()
+        self.key_ttl = key_ttl or timedelta(seconds=settings.get_int(settings.IDEMPOTENCY_TTL))
+        self._factory = factory or (lambda: connect(url, timeouts=self.timeouts))
         # Connections for transactions run with autocommit off, so a transaction starts with
         # its first statement instead of costing a BEGIN round trip; the others autocommit.
         self._pools: dict[bool, queue.LifoQueue[Connection]] = {
@@ -198,6 +287,9 @@ class TicketStore:
             True: queue.LifoQueue(),
         }
         self._pool_size = pool_size
+        # When the server of each transaction connection started, so a session is never
+        # looked for (and killed) on a server restarted since: thread ids start again at 1.
+        self._boots: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
 
     @contextmanager
     def _cursor(self, transaction: bool = False) -> Iterator[pymysql.cursors.Cursor]:
@@ -215,14 +307,20 @@ class TicketStore:
             except queue.Empty:
                 conn = self._factory()
                 if transaction:
+                    self._boots[conn] = _server_boot(conn)
                     conn.autocommit(False)
             with conn.cursor() as cursor:
                 yield cursor
             # Commit unless the work already did, in its last round trip.
             if transaction and _in_transaction(conn):
                 conn.commit()
+        except _CommitUnknown as unknown:
+            unknown.boot = self._boots.get(conn) if conn is not None else None
+            self._discard(conn)  # its transaction's fate is being looked up: never reuse it
+            raise
         except DRIVER_ERRORS as exc:
-            if transaction and conn is not None and _is_retryable(exc):
+            if transaction and conn is not None and _error_code(exc) is not None:
+                # The server refused a statement: the connection itself is sound.
                 try:
                     conn.rollback()
                 except DRIVER_ERRORS:
@@ -265,51 +363,104 @@ class TicketStore:
     def create_ticket(
         self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
     ) -> TicketView:
-        """Insert the ticket and its outbox messages in one transaction."""
-        return self.create_tickets([NewTicket(ticket, request, tuple(messages))])[0]
+        """Insert the ticket and its outbox messages in one transaction (no Idempotency-Key)."""
+        stored = self.create_tickets([NewTicket(ticket, request, tuple(messages))])[0]
+        assert isinstance(stored, TicketView)  # only a key can make a ticket not be stored
+        return stored
 
-    def _transaction(self, work: Callable[[Any], T]) -> T:
+    def _transaction(
+        self, work: Callable[[Any], T], retryable: frozenset[int] = RETRYABLE_CODES
+    ) -> T:
         """Run work(cursor) in a transaction, again from the start after a deadlock."""
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             try:
                 with self._cursor(transaction=True) as cursor:
                     return work(cursor)
             except StoreUnavailable as exc:
-                if attempt == TRANSACTION_ATTEMPTS or not _is_retryable(exc.__cause__):
+                if attempt == TRANSACTION_ATTEMPTS or not _is_retryable(exc.__cause__, retryable):
                     raise
                 LOGGER.info("MySQL transaction retried after: %s", exc)
                 time.sleep(0.005 * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def create_tickets(self, tickets: Sequence[NewTicket]) -> list[TicketView]:
-        """Insert tickets and their outbox messages in one transaction: all or none.
+    def create_tickets(self, tickets: Sequence[NewTicket]) -> list[Stored]:
+        """Insert tickets, their outbox messages and their keys in one transaction: all or none.
 
-        One round trip: both inserts and the COMMIT travel together.
+        Says for each ticket, in order, what became of it: its view (stored now), or, for a
+        key that already names a ticket or that a running transaction holds, that record or
+        KeyInUse (that ticket is not stored). Raises StoreUnavailable only when nothing was
+        stored, and OutcomeUnknown when a COMMIT got no reply and MySQL could not be asked.
+        Without keys it is one round trip: the inserts and the COMMIT travel together.
         """
-        now = utcnow()
-        stamp = _db_text(now)
-        ticket_rows = [
-            (t.ticket, t.request.age, t.request.value, ",".join(t.rules), stamp) for t in tickets
-        ]
-        outbox_rows = [(m.ticket, m.rule, m.body, stamp) for t in tickets for m in t.messages]
-        # Only placeholders are repeated into the SQL; the driver escapes every value.
-        sql = (
-            "INSERT INTO tickets (id, age, value, status, required_rules, created_at) VALUES "  # noqa: S608  # nosec B608
-            + _values(len(ticket_rows), "(%s, %s, %s, 'PENDING', %s, %s)")
-            + ";"
+        batch = _TicketBatch(tickets, utcnow(), self.key_ttl)
+        try:
+            return self._transaction(batch.run, TICKET_RETRYABLE_CODES)
+        except _CommitUnknown as unknown:
+            if not batch.inserted or self._committed(unknown, batch.inserted):
+                return batch.outcomes
+            raise StoreUnavailable(
+                "MySQL lost the connection before the tickets were committed; nothing was stored"
+            ) from unknown
+
+    def _committed(self, unknown: _CommitUnknown, tickets: Sequence[str]) -> bool:
+        """Whether the transaction of a session whose COMMIT got no reply committed.
+
+        From a fresh connection: KILL the session, so that a transaction still running can
+        never commit later; wait until it is gone from the process list, its transaction
+        ended one way or the other; then look for its tickets. (On a server restarted since,
+        the session is gone already, and its thread id may be another's: no KILL.) MySQL is
+        asked again until the outcome check's time is up, then OutcomeUnknown.
+        """
+        thread_id = unknown.thread_id
+        deadline = time.monotonic() + self.timeouts.outcome_check
+        delay = 0.05
+        while True:
+            try:
+                return self._look_for(unknown, tickets, deadline)
+            except (StoreUnavailable, *DRIVER_ERRORS) as exc:
+                if time.monotonic() + delay >= deadline:
+                    raise OutcomeUnknown(
+                        f"MySQL could not be asked whether session {thread_id} committed"
+                        f" within {self.timeouts.outcome_check:g}s: {exc}",
+                        tuple(tickets),
+                    ) from exc
+                LOGGER.warning("asking again whether session %s committed: %s", thread_id, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _look_for(self, unknown: _CommitUnknown, tickets: Sequence[str], deadline: float) -> bool:
+        thread_id = unknown.thread_id
+        conn = self._factory()
+        try:
+            restarted = unknown.boot is not None and abs(_server_boot(conn) - unknown.boot) >= 1
+            with conn.cursor() as cursor:
+                if restarted:
+                    LOGGER.warning("MySQL restarted since session %s began", thread_id)
+                else:
+                    _end_session(cursor, thread_id, deadline, tickets)
+                cursor.execute("SELECT COUNT(*) FROM tickets WHERE id IN %s", (list(tickets),))
+                (found,) = cursor.fetchone() or (0,)
+        finally:
+            self._discard(conn)
+        LOGGER.warning(
+            "session %s %s its %d ticket(s)",
+            thread_id,
+            "committed" if found else "did not commit",
+            len(tickets),
         )
-        if outbox_rows:
-            sql += (
-                "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES "  # noqa: S608  # nosec B608
-                + _values(len(outbox_rows), "(%s, %s, %s, %s)")
-                + ";"
+        if found not in (0, len(tickets)):  # pragma: no cover - one transaction: all or none
+            raise OutcomeUnknown(f"{found} of {len(tickets)} tickets found", tuple(tickets))
+        return bool(found)
+
+    def purge_idempotency_keys(self, limit: int = 1000) -> int:
+        """Forget up to `limit` Idempotency-Keys older than their time to live; how many."""
+        cutoff = _db_time(utcnow() - self.key_ttl)
+        with self._cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < %s ORDER BY created_at LIMIT %s",
+                (cutoff, limit),
             )
-        args = [value for row in (*ticket_rows, *outbox_rows) for value in row]
-        self._transaction(lambda cursor: _run(cursor, sql + "COMMIT", args))
-        return [
-            TicketView(t.ticket, TicketStatus.PENDING, rule_statuses(t.rules, {}), now)
-            for t in tickets
-        ]
+            return int(cursor.rowcount)
 
     def get_view(self, ticket: str) -> TicketView | None:
         with self._cursor() as cursor:
@@ -516,6 +667,191 @@ def _in_transaction(conn: Connection) -> bool:
     return bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)  # type: ignore[attr-defined]
 
 
+@dataclass
+class _TicketBatch:
+    """One attempt at storing new tickets: what each came to, and which tickets the attempt
+    inserts, to look for them when its COMMIT gets no reply."""
+
+    tickets: Sequence[NewTicket]
+    now: datetime
+    key_ttl: timedelta
+    outcomes: list[Stored] = field(default_factory=list)
+    inserted: list[str] = field(default_factory=list)
+
+    def run(self, cursor: Any) -> list[Stored]:
+        """Read the keys (only when there are some, a round trip of its own), then insert
+        and commit in one round trip."""
+        keys = [t.key.key.encode() for t in self.tickets if t.key is not None]
+        stamp = _db_text(self.now)
+        if keys:
+            fresh, expired = self._plan(*_held_keys(cursor, keys))
+            key_rows = [
+                (t.key.key.encode(), t.key.fingerprint, t.ticket, stamp)
+                for t in fresh
+                if t.key is not None
+            ]
+        else:  # the usual case: every ticket is inserted
+            fresh, expired, key_rows = list(self.tickets), [], []
+            self.inserted = [new.ticket for new in fresh]
+            self.outcomes = [self._view(new) for new in fresh]
+        _commit(cursor, *_insert_statements(fresh, key_rows, expired, stamp))
+        return self.outcomes
+
+    def _plan(
+        self, records: dict[bytes, tuple[Any, ...]], busy: set[bytes]
+    ) -> tuple[list[NewTicket], list[bytes]]:
+        """Which tickets to insert, and which expired keys to forget first."""
+        cutoff = _db_time(self.now - self.key_ttl)
+        self.outcomes, self.inserted = [], []
+        fresh: list[NewTicket] = []
+        expired: list[bytes] = []
+        for new in self.tickets:
+            key = new.key.key.encode() if new.key is not None else None
+            record = records.get(key) if key is not None else None
+            if new.key is not None and key in busy:
+                self.outcomes.append(KeyInUse(new.key.key))
+                continue
+            if record is not None and record[3] >= cutoff:
+                self.outcomes.append(KeyRecord(ticket=record[2], fingerprint=bytes(record[1])))
+                continue
+            if record is not None and key is not None:
+                expired.append(key)
+            fresh.append(new)
+            self.inserted.append(new.ticket)
+            self.outcomes.append(self._view(new))
+        return fresh, expired
+
+    def _view(self, new: NewTicket) -> TicketView:
+        return TicketView(new.ticket, TicketStatus.PENDING, rule_statuses(new.rules, {}), self.now)
+
+
+# Keys read with a shared lock that does not wait: a key another transaction has inserted and
+# not committed yet is refused at once (that request is still in progress), never waited for.
+# MySQL 8 runs the first executable comment and MariaDB (10.3+) the second; MariaDB ignores
+# MySQL's /*!80000 comments.
+_KEYS_SQL = (
+    "SELECT idempotency_key, fingerprint, ticket_id, created_at FROM idempotency_keys"
+    " WHERE idempotency_key IN %s"
+    " /*!80000 FOR SHARE NOWAIT */ /*M!100300 LOCK IN SHARE MODE NOWAIT */"
+)
+
+
+def _held_keys(cursor: Any, keys: list[bytes]) -> tuple[dict[bytes, tuple[Any, ...]], set[bytes]]:
+    """The stored records of keys (by key), and the keys a running transaction holds."""
+    try:
+        return _key_rows(cursor, keys), set()
+    except pymysql.err.MySQLError as exc:
+        if _error_code(exc) not in (LOCK_WAIT_TIMEOUT, LOCK_NOWAIT):
+            raise
+    records: dict[bytes, tuple[Any, ...]] = {}
+    busy: set[bytes] = set()
+    for key in keys:  # some key is held: which, one at a time (a rare case)
+        try:
+            records.update(_key_rows(cursor, [key]))
+        except pymysql.err.MySQLError as exc:
+            if _error_code(exc) not in (LOCK_WAIT_TIMEOUT, LOCK_NOWAIT):
+                raise
+            busy.add(key)
+    return records, busy
+
+
+def _key_rows(cursor: Any, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
+    cursor.execute(_KEYS_SQL, (keys,))
+    return {bytes(row[0]): row for row in cursor.fetchall()}
+
+
+def _insert_statements(
+    fresh: Sequence[NewTicket],
+    key_rows: Sequence[tuple[bytes, bytes, str, str]],
+    expired: Sequence[bytes],
+    stamp: str,
+) -> tuple[list[str], list[Any]]:
+    """The statements (placeholders only: the driver escapes every value) and arguments that
+    store new tickets, their outbox messages and keys, after forgetting expired keys."""
+    statements: list[str] = []
+    args: list[Any] = []
+    if expired:
+        statements.append("DELETE FROM idempotency_keys WHERE idempotency_key IN %s")
+        args.append(list(expired))
+    if key_rows:
+        statements.append(
+            "INSERT INTO idempotency_keys (idempotency_key, fingerprint, ticket_id, created_at)"  # noqa: S608  # nosec B608
+            " VALUES " + _values(len(key_rows), "(%s, %s, %s, %s)")
+        )
+    ticket_rows = [
+        (t.ticket, t.request.age, t.request.value, ",".join(t.rules), stamp) for t in fresh
+    ]
+    if ticket_rows:
+        statements.append(
+            "INSERT INTO tickets (id, age, value, status, required_rules, created_at) VALUES "  # noqa: S608  # nosec B608
+            + _values(len(ticket_rows), "(%s, %s, %s, 'PENDING', %s, %s)")
+        )
+    outbox_rows = [(m.ticket, m.rule, m.body, stamp) for t in fresh for m in t.messages]
+    if outbox_rows:
+        statements.append(
+            "INSERT INTO outbox (ticket_id, rule, body, created_at) VALUES "  # noqa: S608  # nosec B608
+            + _values(len(outbox_rows), "(%s, %s, %s, %s)")
+        )
+    args += [value for row in (*key_rows, *ticket_rows, *outbox_rows) for value in row]
+    return statements, args
+
+
+def _commit(cursor: Any, statements: Sequence[str], args: Sequence[Any]) -> None:
+    """Run the statements and COMMIT in one round trip.
+
+    The server stops at the first statement it refuses, so an error for any statement but the
+    last means the COMMIT never ran; so does a lock wait refusing the COMMIT itself (it waits
+    for FLUSH TABLES WITH READ LOCK, and rolls back when refused): those errors propagate,
+    and nothing was stored. Anything else (no reply at all, a lost connection, an interrupted
+    COMMIT) raises _CommitUnknown: the COMMIT may have happened.
+    """
+    done = 0
+    try:
+        cursor.execute(";".join([*statements, "COMMIT"]), args)
+        done = 1
+        while cursor.nextset():
+            done += 1
+    except BaseException as exc:
+        code = _error_code(exc)
+        if code is not None and (done < len(statements) or code == LOCK_WAIT_TIMEOUT):
+            raise
+        raise _CommitUnknown(cursor.connection.thread_id()) from exc
+
+
+def _end_session(cursor: Any, thread_id: int, deadline: float, tickets: Sequence[str]) -> None:
+    """KILL a session and wait until it has left the process list: its transaction has then
+    ended, committed or rolled back, for good."""
+    try:
+        cursor.execute("KILL %s", (thread_id,))
+    except pymysql.err.MySQLError as exc:
+        if _error_code(exc) != NO_SUCH_THREAD:  # gone already: nothing to stop
+            raise
+    while _session_alive(cursor, thread_id):
+        if time.monotonic() >= deadline:
+            raise OutcomeUnknown(
+                f"MySQL session {thread_id} was still ending after KILL", tuple(tickets)
+            )
+        time.sleep(0.02)
+
+
+def _server_boot(conn: Connection) -> float:
+    """When the server started, by its own clock (to within its uptime's second)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT UNIX_TIMESTAMP(NOW(6))")
+        now = cursor.fetchone()
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+        uptime = cursor.fetchone()
+    assert now is not None and uptime is not None
+    return float(now[0]) - float(uptime[1])
+
+
+def _session_alive(cursor: Any, thread_id: int) -> bool:
+    cursor.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
+    )
+    return bool(cursor.fetchone()[0])
+
+
 def _values(rows: int, row: str) -> str:
     """The VALUES list of a multi-row INSERT: `row` (placeholders) `rows` times."""
     return ", ".join([row] * rows)
@@ -542,9 +878,16 @@ def _db_time(moment: datetime) -> datetime:
 
 
 def _identifier(name: str) -> str:
-    if not name.replace("_", "").isalnum():
-        raise settings.SettingsError(f"database name {name!r} must be letters, digits and _")
+    """A database name safe to quote in backticks: MySQL's own limit of 64 characters, and
+    only ASCII letters, digits, _, $ and - (test databases such as credit_test_a-b)."""
+    if not _DATABASE_NAME.fullmatch(name):
+        raise settings.SettingsError(
+            f"database name {name!r} must be 1 to 64 ASCII letters, digits, _, $ or -"
+        )
     return name
+
+
+_DATABASE_NAME = re.compile(r"[A-Za-z0-9_$-]{1,64}")
 
 
 def _statements(script: str) -> list[str]:

@@ -18,21 +18,40 @@ from credit.domain import (
     new_ticket_id,
     validate_request,
 )
-from credit.errors import StoreUnavailable, TicketNotFound, ValidationError
+from credit.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    StoreUnavailable,
+    TicketNotFound,
+    ValidationError,
+)
+from credit.idempotency import KeyClaim, KeyInUse, KeyRecord, KeysInFlight, fingerprint
 from credit.messages import RuleMessage, split_request
-from credit.mysql import TicketStore
+from credit.mysql import NewTicket, Stored, TicketStore
 from credit.publisher import Publisher
+from credit.ticket_writer import DirectTicketWriter
 
 LOGGER = logging.getLogger(__name__)
 
 
 class TicketWriter(Protocol):
-    """Stores a new ticket with its outbox messages, durably, and caches its view, before
-    returning that view."""
+    """Stores a new ticket with its outbox messages and Idempotency-Key, durably, and caches
+    its view, before saying what became of it (see TicketStore.create_tickets).
 
-    def create_ticket(
-        self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
-    ) -> TicketView: ...
+    Raises StoreUnavailable only when nothing was stored, and OutcomeUnknown when that could
+    not be learnt: so a 503 is always the truth.
+    """
+
+    def create_ticket(self, new: NewTicket) -> Stored: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What a POST answers: the ticket, and whether an earlier request with the same
+    Idempotency-Key created it (a replay, answered exactly as that request was)."""
+
+    ticket: str
+    replayed: bool = False
 
 
 class FinalViews:
@@ -67,37 +86,53 @@ class CreditService:
     publisher: Publisher
     rules: tuple[str, ...]
     clear_outbox: bool = True  # False when the publisher clears confirmed messages itself
-    writer: TicketWriter | None = None  # writes and caches new tickets; default: store, cache
+    writer: TicketWriter | None = None  # writes and caches new tickets; default: one by one
     final_views: FinalViews = field(default_factory=lambda: FinalViews())
+    keys_in_flight: KeysInFlight = field(default_factory=KeysInFlight)
 
-    def submit(self, payload: object) -> TicketView:
+    def __post_init__(self) -> None:
+        self._writer: TicketWriter = self.writer or DirectTicketWriter(self.store, self.cache)
+
+    def submit(self, payload: object, idempotency_key: str | None = None) -> Accepted:
         """Accept a request: nothing is stored or published unless every field is valid.
 
         The ticket and its messages are committed together; a publish that fails leaves the
-        messages in the outbox for the relay, so the ticket is still accepted.
+        messages in the outbox for the relay, so the ticket is still accepted. With an
+        Idempotency-Key, a request whose key already names a ticket gets that ticket again
+        (the same body) or IdempotencyKeyReused (another body); while a request with the key
+        is still in progress, IdempotencyKeyInUse.
         """
         request = validate_request(payload)
         ticket = new_ticket_id()
         messages = split_request(ticket, request, self.rules)
-        if self.writer is not None:
-            view = self.writer.create_ticket(ticket, request, messages)
+        if idempotency_key is None:  # the usual case, kept free of the key's bookkeeping
+            stored = self._writer.create_ticket(NewTicket(ticket, request, tuple(messages)))
         else:
-            view = self.store.create_ticket(ticket, request, messages)
-            self.cache.put_quietly([view])
+            claim = KeyClaim(idempotency_key, fingerprint(request))
+            with self.keys_in_flight.hold(idempotency_key):
+                stored = self._writer.create_ticket(
+                    NewTicket(ticket, request, tuple(messages), claim)
+                )
+        if isinstance(stored, TicketView):
+            self._publish(ticket, messages)
+            return Accepted(stored.ticket)
+        assert idempotency_key is not None  # only a key can keep a ticket from being stored
+        return _answer_for_key(idempotency_key, request, stored)
+
+    def _publish(self, ticket: str, messages: Sequence[RuleMessage]) -> None:
         try:
             self.publisher.publish(messages)
         except StoreUnavailable as exc:
             LOGGER.warning("ticket %s left in the outbox for the relay: %s", ticket, exc)
-            return view
+            return
         if not self.clear_outbox:
-            return view
+            return
         try:
             self.store.outbox_confirmed(messages)
         except StoreUnavailable as exc:
             LOGGER.warning(
                 "outbox not cleared for %s, the relay will publish again: %s", ticket, exc
             )
-        return view
 
     def view_json(self, ticket: str) -> bytes:
         """The ticket view as JSON: from Redis when cached, else from MySQL (refilling Redis)."""
@@ -121,6 +156,16 @@ class CreditService:
             cached = view.to_json()
         self.final_views.remember(ticket, cached)
         return cached
+
+
+def _answer_for_key(key: str, request: CreditRequest, earlier: KeyRecord | KeyInUse) -> Accepted:
+    """The answer to a request whose key kept its ticket from being stored: the ticket the
+    key names when the request is the same, else the reason."""
+    if isinstance(earlier, KeyInUse):
+        raise IdempotencyKeyInUse(key)
+    if earlier.fingerprint != fingerprint(request):
+        raise IdempotencyKeyReused(key)
+    return Accepted(earlier.ticket, replayed=True)
 
 
 def relay_outbox(

@@ -23,6 +23,19 @@ DELIVERY_LIMIT = "RULE_DELIVERY_LIMIT"
 MIN_AGE = "MIN_AGE"
 MAX_VALUE = "MAX_VALUE"
 SECRET_ID = "CREDIT_SECRET_ID"  # noqa: S105 - the name of a variable, not a secret
+# How long MySQL may keep a session waiting on a lock before it aborts the statement itself
+# (lock_wait_timeout, innodb_lock_wait_timeout; on MariaDB also max_statement_time). Shorter
+# than TICKET_WRITE_TIMEOUT, so a stalled MySQL answers with an error, a known rollback.
+MYSQL_LOCK_WAIT = "MYSQL_LOCK_WAIT_TIMEOUT_SECONDS"
+# How long the driver waits for any reply: the backstop for a server that answers nothing.
+MYSQL_READ_TIMEOUT = "MYSQL_READ_TIMEOUT_SECONDS"
+# How long a commit whose reply never came is looked for before it is answered as unknown.
+# On Lambda, a connect (3 s), the read timeout and this check (plus one more connect) must fit
+# in the function's timeout (20 s), or the function could time out with the outcome unknown.
+MYSQL_OUTCOME_CHECK = "MYSQL_OUTCOME_CHECK_SECONDS"
+# How long a request waits for its group commit to be sent before it withdraws its ticket.
+TICKET_WRITE_TIMEOUT = "TICKET_WRITE_TIMEOUT_SECONDS"
+IDEMPOTENCY_TTL = "IDEMPOTENCY_KEY_TTL_SECONDS"
 
 DEFAULTS: Mapping[str, str] = {
     AMQP_URL: "amqp://guest:guest@127.0.0.1:5672/%2F",
@@ -34,6 +47,11 @@ DEFAULTS: Mapping[str, str] = {
     DELIVERY_LIMIT: "10",
     MIN_AGE: "18",
     MAX_VALUE: "100000",
+    MYSQL_LOCK_WAIT: "5",
+    MYSQL_READ_TIMEOUT: "6",
+    MYSQL_OUTCOME_CHECK: "6",
+    TICKET_WRITE_TIMEOUT: "10",
+    IDEMPOTENCY_TTL: "86400",
 }
 
 
@@ -87,6 +105,22 @@ def get_int(
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def get_float(
+    name: str, explicit: float | None = None, environ: Mapping[str, str] | None = None
+) -> float:
+    """Return a positive number setting (seconds), naming the variable when it is not one."""
+    if explicit is not None:
+        return explicit
+    raw = get(name, environ=environ)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+    return value
 
 
 def get_list(name: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:

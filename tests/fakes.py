@@ -14,16 +14,19 @@ from credit.domain import (
     rule_statuses,
 )
 from credit.errors import PublishError, StoreUnavailable
+from credit.idempotency import KeyRecord
 from credit.messages import RuleMessage
-from credit.mysql import Rejected
+from credit.mysql import NewTicket, Rejected, Stored, Timeouts
 
 
 class FakeStore:
     def __init__(self) -> None:
+        self.timeouts = Timeouts(lock_wait=1, read=1, outcome_check=1)
         self.tickets: dict[str, tuple[CreditRequest, tuple[str, ...], TicketStatus]] = {}
         self.results: dict[tuple[str, str], RuleResult] = {}
         self.outbox: list[RuleMessage] = []
         self.rejected: list[Rejected] = []
+        self.keys: dict[str, KeyRecord] = {}
         self.down = False
 
     def _check(self) -> None:
@@ -36,11 +39,23 @@ class FakeStore:
     def create_ticket(
         self, ticket: str, request: CreditRequest, messages: Sequence[RuleMessage]
     ) -> TicketView:
+        stored = self.create_tickets([NewTicket(ticket, request, tuple(messages))])[0]
+        assert isinstance(stored, TicketView)
+        return stored
+
+    def create_tickets(self, tickets: Sequence[NewTicket]) -> list[Stored]:
         self._check()
-        rules = tuple(m.rule for m in messages)
-        self.tickets[ticket] = (request, rules, TicketStatus.PENDING)
-        self.outbox.extend(messages)
-        return self._view(ticket)
+        outcomes: list[Stored] = []
+        for new in tickets:
+            if new.key is not None and new.key.key in self.keys:
+                outcomes.append(self.keys[new.key.key])
+                continue
+            self.tickets[new.ticket] = (new.request, new.rules, TicketStatus.PENDING)
+            self.outbox.extend(new.messages)
+            if new.key is not None:
+                self.keys[new.key.key] = KeyRecord(new.ticket, new.key.fingerprint)
+            outcomes.append(self._view(new.ticket))
+        return outcomes
 
     def outbox_confirmed(self, messages) -> None:
         self.outbox = [m for m in self.outbox if m not in list(messages)]

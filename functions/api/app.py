@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +13,12 @@ from chalicelib import dependencies
 from chalicelib.errors import (
     JSON,
     ApiError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InvalidRequest,
     InvalidTicket,
     MalformedJson,
+    OutcomeUnknown,
     PayloadTooLarge,
     ServiceUnavailable,
     TicketNotFound,
@@ -25,7 +26,7 @@ from chalicelib.errors import (
     json_response,
 )
 
-from credit import errors
+from credit import errors, idempotency, request_json
 from credit.service import relay_outbox
 
 MAX_BODY_BYTES = 16 * 1024
@@ -47,6 +48,21 @@ def handle_errors(view: Any) -> Any:
             return InvalidRequest(_summary(exc.problems), exc.problems).response()
         except errors.TicketNotFound as exc:
             return TicketNotFound(f"no ticket {exc}").response()
+        except errors.IdempotencyKeyInUse:
+            return IdempotencyKeyInUse(
+                "a request with this Idempotency-Key is still being processed;"
+                " retry once it has been answered",
+                {idempotency.HEADER: "is held by a request still in progress"},
+            ).response()
+        except errors.IdempotencyKeyReused:
+            return IdempotencyKeyReused(
+                "this Idempotency-Key was already used with another request body;"
+                " use a new key for a new request",
+                {idempotency.HEADER: "names a request with another body"},
+            ).response()
+        except errors.OutcomeUnknown as exc:
+            app.log.error("outcome unknown: %s", exc)
+            return _outcome_unknown(exc.tickets[0]).response()
         except errors.StoreUnavailable as exc:
             app.log.warning("state unavailable: %s", exc)
             return ServiceUnavailable(
@@ -62,12 +78,15 @@ def handle_errors(view: Any) -> Any:
 @app.route("/credit-request", methods=["POST"], content_types=["*/*"])
 @handle_errors
 def create_credit_request() -> Response:
-    """Validate, store and split a credit request; answer at once with its ticket."""
+    """Validate, store and split a credit request; answer at once with its ticket.
+
+    With an Idempotency-Key, a retry gets the first request's answer again."""
     payload = _json_body()
-    view = dependencies.service().submit(payload)
-    location = f"/credit-validation?ticket={view.ticket}"
+    key = _idempotency_key()
+    accepted = dependencies.service().submit(payload, key)
+    location = f"/credit-validation?ticket={accepted.ticket}"
     return json_response(
-        202, {"ticket": view.ticket, "status": view.status.value}, {"Location": location}
+        202, {"ticket": accepted.ticket, "status": "PENDING"}, {"Location": location}
     )
 
 
@@ -116,9 +135,11 @@ def openapi() -> Response:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def relay(event: Any) -> dict[str, int]:
-    """Publish outbox messages whose confirm never came (locally: every second)."""
+    """Publish outbox messages whose confirm never came (locally: every second), and forget
+    Idempotency-Keys past their time to live."""
     service = dependencies.service()
-    return {"relayed": relay_outbox(service.store, service.publisher)}
+    relayed = relay_outbox(service.store, service.publisher)
+    return {"relayed": relayed, "keys_purged": service.store.purge_idempotency_keys()}
 
 
 def _json_body() -> object:
@@ -133,19 +154,35 @@ def _json_body() -> object:
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+        return request_json.loads(raw)
+    except request_json.DuplicateKey as exc:
+        raise InvalidRequest(
+            f"body gives {exc.key[:64]!r} more than once; give each field once",
+            {exc.key[:64]: "appears more than once in one object"},
+        ) from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedJson(f"body is not valid JSON: {exc}") from exc
+
+
+def _idempotency_key() -> str | None:
+    raw = _request().headers.get(idempotency.HEADER.lower())
+    return None if raw is None else idempotency.parse_key(raw)
+
+
+def _outcome_unknown(ticket: str) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        "MySQL stopped answering after the ticket was sent, so whether it was stored is not"
+        f" known. GET /credit-validation?ticket={ticket} finds it if it was; a retry with the"
+        " same Idempotency-Key is answered with this ticket if it was stored, and stores the"
+        " request once if not (a retry without a key may create a second ticket)",
+        {"ticket": ticket},
+    )
 
 
 def _request() -> Request:
     request = app.current_request
     assert request is not None, "only called while a request is being handled"
     return request
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _summary(problems: dict[str, str]) -> str:

@@ -35,9 +35,9 @@ class System:
     vhost: str
     template: Path = ROOT
     port: int = field(default_factory=free_port)
-    settings: dict[str, str] = field(default_factory=dict)  # more environment for the app
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # over the test services' URLs
 
     @property
     def amqp_url(self) -> str:
@@ -45,7 +45,7 @@ class System:
 
     def start(self, log_path: Path, *functions: str) -> None:
         ensure_vhost(self.vhost)
-        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url, **self.settings}
+        env = {**os.environ, **TEST_URLS, "AMQP_URL": self.amqp_url, **self.environment}
         subprocess.run(
             [sys.executable, "-m", "credit", "setup"], env=env, check=True, capture_output=True
         )
@@ -62,7 +62,7 @@ class System:
                 "--port",
                 str(self.port),
                 "--inherit-env",
-                ",".join(["AMQP_URL", "REDIS_URL", "MYSQL_URL", *self.settings]),
+                ",".join(sorted({"AMQP_URL", "REDIS_URL", "MYSQL_URL", *self.environment})),
                 *functions,
             ],
             env=env,
@@ -93,23 +93,31 @@ class System:
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float = 10,
     ) -> tuple[int, dict[str, str], Any]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}", data=body, method=method, headers=headers or {}
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test server
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local test server
                 raw, status, out_headers = response.read(), response.status, dict(response.headers)
         except urllib.error.HTTPError as exc:
             raw, status, out_headers = exc.read(), exc.code, dict(exc.headers)
         return status, out_headers, json.loads(raw) if raw else None
 
-    def post(self, payload: object) -> tuple[int, dict[str, str], Any]:
+    def post(
+        self, payload: object, headers: dict[str, str] | None = None, timeout: float = 10
+    ) -> tuple[int, dict[str, str], Any]:
+        """POST a body: bytes or str as they are, anything else as JSON."""
+        body = payload if isinstance(payload, bytes) else None
+        if body is None:
+            body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         return self.request(
             "POST",
             "/credit-request",
-            json.dumps(payload).encode(),
-            {"Content-Type": "application/json"},
+            body,
+            {"Content-Type": "application/json", **(headers or {})},
+            timeout,
         )
 
     def ticket(self, ticket: str) -> Any:

@@ -37,18 +37,7 @@ FRAMING_DEFECTS = {
     "target with a non-ASCII byte": "a non-ASCII byte in the target is accepted",
     "asterisk target on POST": "an asterisk-form target on POST is answered, keep-alive",
 }
-MONEY_DEFECTS = {
-    '{"age": {age}, "value": 100000.0000000000000000000000001}': (
-        "28-digit context: normalize() rounds the amount to 100000 before counting decimals"
-    ),
-    '{"age": {age}, "value": 100000.00000000000000000000000000000000000001}': (
-        "28-digit context: normalize() rounds the amount to 100000 before counting decimals"
-    ),
-    '{"age": {age}, "value": 100, "value": 200000}': "duplicate keys: the last one wins",
-    '{"age": {age}, "value": 200000, "value": 100}': "duplicate keys: the last one wins",
-    '{"age": {age}, "age": 17, "value": 100}': "duplicate keys: the last one wins",
-    '{"value": 5, "age": {age}, "value": 5}': "duplicate keys: the last one wins",
-}
+MONEY_DEFECTS: dict[str, str] = {}
 FRAMING = hostile.framing_probes(hostile.cycle_ages())
 MONEY = hostile.money_probes()
 

@@ -43,7 +43,7 @@ def poisoned_system(tmp_path_factory, services_ready):
     running = System(
         vhost=f"{TEST_VHOST}-poison-{uuid.uuid4().hex[:8]}",
         template=project,
-        settings={"RULE_DELIVERY_LIMIT": "3"},
+        environment={"RULE_DELIVERY_LIMIT": "3"},
     )
     running.start(tmp_path_factory.mktemp("poison") / "runtime.log")
     yield running

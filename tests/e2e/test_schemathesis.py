@@ -10,6 +10,7 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CASES_PER_OPERATION = 1000
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 def test_the_api_conforms_to_its_openapi_document(system, tmp_path):
@@ -17,6 +18,8 @@ def test_the_api_conforms_to_its_openapi_document(system, tmp_path):
     result = subprocess.run(
         [
             str(schemathesis),
+            "--config-file",
+            str(CONFIG),
             "run",
             f"http://127.0.0.1:{system.port}/openapi.json",
             "--max-examples",

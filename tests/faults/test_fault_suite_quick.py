@@ -14,8 +14,6 @@ from tests.support.services import PrivateMariaDB, PrivateRabbitMQ, PrivateRedis
 # entry goes when its fix lands: strict, so a scenario that starts passing fails here).
 # HTTP framing, money spellings and header poison run in tests/e2e/test_hostile_*.py.
 KNOWN_DEFECTS = {
-    "stall-mysql": "a POST that waited 10 s for a stalled MySQL answers 503, and its ticket is "
-    "committed when the lock lifts",
     "crowd": "the API runs one thread per connection and never times out a slow client",
 }
 QUICK_SCENARIOS = ("kill-worker", "restart-stores", "poison", "memory-alarm", *KNOWN_DEFECTS)

@@ -10,7 +10,7 @@ import pytest
 from credit.domain import CreditRequest, RuleResult, TicketStatus
 from credit.errors import StoreUnavailable
 from credit.messages import split_request
-from credit.mysql import Rejected
+from credit.mysql import NewTicket, Rejected
 from credit.service import CreditService, relay_outbox
 from tests.fakes import FakePublisher
 
@@ -267,7 +267,8 @@ def test_the_batching_writer_commits_concurrent_tickets_and_each_gets_its_own(st
 
     def create(ticket):
         request = requests[ticket]
-        return writer.create_ticket(ticket, request, split_request(ticket, request, ("age",)))
+        messages = tuple(split_request(ticket, request, ("age",)))
+        return writer.create_ticket(NewTicket(ticket, request, messages))
 
     with ThreadPoolExecutor(16) as pool:
         views = list(pool.map(create, requests))
@@ -285,7 +286,7 @@ def test_the_batching_writer_fails_every_ticket_of_a_failed_commit():
     writer = BatchingTicketWriter(TicketStore("mysql://root@127.0.0.1:1/credit"))
     ticket = str(uuid.uuid4())
     with pytest.raises(StoreUnavailable):
-        writer.create_ticket(ticket, CreditRequest(20, Decimal(1)), [])
+        writer.create_ticket(NewTicket(ticket, CreditRequest(20, Decimal(1)), ()))
     writer.close()
 
 

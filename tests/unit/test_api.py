@@ -250,3 +250,230 @@ def test_a_finished_ticket_is_served_from_memory_once_seen(client, service):
     service.cache.down = service.store.down = True  # no store is asked any more
     final = client.http.get(f"/credit-validation?ticket={ticket}").json_body
     assert final["rules"]["value"] == {"status": "PASSED", "reason": "fine"}
+
+
+# Money is judged on the JSON number's own text: every spelling of too many decimals, too many
+# digits or an exponent that hides them is refused, naming `value` and what it must be.
+MONEY_ACCEPTED = [
+    ("100000", "100000"),
+    ("100000.00", "100000"),
+    ("100.000", "100"),  # trailing zeros are not decimals
+    ("0.01", "0.01"),
+    ("12.30", "12.3"),
+    ("1e12", "1000000000000"),
+    ("1E+2", "100"),
+    ("1.5e1", "15"),
+    ("0.10e1", "1"),
+    ("1234.5e-1", "123.45"),
+    ("999999999999.99", "999999999999.99"),
+    ("100" + "0" * 300 + "e-300", "100"),
+]
+MONEY_REFUSED = [
+    ("100000.0000000000000000000000001", "at most 2 decimal places"),
+    ("100000.001", "at most 2 decimal places"),
+    ("1e-3", "at most 2 decimal places"),
+    ("12345e-4", "at most 2 decimal places"),
+    ("0.001", "at most 2 decimal places"),
+    ("1e-" + "9" * 5000, "at most 2 decimal places"),
+    ("1000000000000.01", "at most 1e12"),
+    ("1e13", "at most 1e12"),
+    ("9999999999999.99", "at most 1e12"),  # the column holds it, the contract does not
+    ("1e999999999", "at most 1e12"),
+    ("1e" + "9" * 5000, "at most 1e12"),
+    ("1" * 5000, "at most 1e12"),
+    ("0", "greater than 0"),
+    ("0.00", "greater than 0"),
+    ("0e5", "greater than 0"),
+    ("-0", "greater than 0"),
+    ("-5", "greater than 0"),
+    ('"100"', "must be a number"),
+    ("true", "must be a number"),
+    ("null", "must be a number"),
+]
+
+
+@pytest.mark.parametrize(("spelling", "stored"), MONEY_ACCEPTED)
+def test_money_spellings_within_the_contract_are_accepted_exactly(
+    client, service, spelling, stored
+):
+    response = post(client, f'{{"age": 30, "value": {spelling}}}')
+    assert response.status_code == 202, response.json_body
+    request = service.store.tickets[response.json_body["ticket"]][0]
+    assert str(request.value) == stored
+
+
+@pytest.mark.parametrize(("spelling", "expected"), MONEY_REFUSED)
+def test_money_spellings_outside_the_contract_are_refused_naming_value(
+    client, service, spelling, expected
+):
+    response = post(client, f'{{"age": 30, "value": {spelling}}}')
+    assert response.status_code == 400
+    assert response.json_body["code"] == "INVALID_REQUEST"
+    assert expected in response.json_body["details"]["value"]
+    assert len(response.json_body["details"]["value"]) < 200  # a huge number is not echoed
+    assert service.store.tickets == {} and service.publisher.published == []
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        ("20.0", "must be an integer"),
+        ("2e1", "must be an integer"),
+        ("true", "must be an integer"),
+        ('"20"', "must be an integer"),
+        ("151", "from 0 to 150"),
+        ("-1", "from 0 to 150"),
+        ("1" * 5000, "from 0 to 150"),
+    ],
+)
+def test_ages_must_be_integers_in_range_whatever_the_spelling(client, spelling, expected):
+    response = post(client, f'{{"age": {spelling}, "value": 1}}')
+    assert response.status_code == 400
+    assert expected in response.json_body["details"]["age"]
+
+
+def test_minus_zero_is_the_age_zero(client, service):
+    response = post(client, '{"age": -0, "value": 1}')
+    assert response.status_code == 202
+    assert service.store.tickets[response.json_body["ticket"]][0].age == 0
+
+
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [
+        ("1e999999999", 400),
+        ("1" * 16000, 400),
+        ("1e" + "9" * 16000, 400),
+        ("1e-" + "9" * 16000, 400),
+        ("0." + "0" * 16000 + "1", 400),
+        ("1" + "0" * 16000 + "e-16000", 202),  # that is 1
+    ],
+)
+def test_huge_numbers_are_judged_quickly(client, number, status):
+    import time
+
+    raw = f'{{"age": 30, "value": {number}}}'
+    assert len(raw) <= 16 * 1024
+    started = time.process_time()
+    response = post(client, raw)
+    assert time.process_time() - started < 0.5  # linear in the body: about a millisecond
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('{"age": 17, "age": 30, "value": 1}', "age"),
+        ('{"age": 30, "value": 1, "value": 1}', "value"),
+        ('{"age": 30, "value": 1, "x": {"a": 1, "a": 2}}', "a"),
+        ('[{"age": 30, "value": 1}, {"b": 1, "b": 1}]', "b"),
+    ],
+)
+def test_a_key_given_twice_anywhere_is_a_400_naming_it(client, service, body, key):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.json_body["code"] == "INVALID_REQUEST"
+    assert key in response.json_body["details"]
+    assert service.store.tickets == {}
+
+
+# Idempotency-Key: a retry gets the first answer; another body is a 422; in progress is a 409.
+
+
+def keyed(client, body, key):
+    return post(client, body, {**JSON_HEADERS, "Idempotency-Key": key})
+
+
+def test_a_retry_with_the_same_key_and_body_gets_the_same_ticket_and_location(client, service):
+    first = keyed(client, {"age": 20, "value": 100}, '"retry-1"')
+    again = keyed(client, '{ "value" : 100.00 ,"age":20 }', '"retry-1"')  # same request
+    assert first.status_code == again.status_code == 202
+    assert again.json_body == first.json_body
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(service.store.tickets) == 1
+    assert len(service.publisher.published) == 2  # published once, for the first request
+
+
+def test_a_quoted_key_and_the_same_bare_token_are_one_key(client, service):
+    first = keyed(client, {"age": 20, "value": 100}, "retry-2")
+    again = keyed(client, {"age": 20, "value": 100}, '"retry-2"')
+    assert again.json_body["ticket"] == first.json_body["ticket"]
+
+
+def test_the_same_key_with_another_body_is_a_422(client, service):
+    keyed(client, {"age": 20, "value": 100}, '"reused"')
+    response = keyed(client, {"age": 20, "value": 101}, '"reused"')
+    assert response.status_code == 422
+    assert response.json_body["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert "Idempotency-Key" in response.json_body["details"]
+    assert len(service.store.tickets) == 1
+
+
+def test_a_key_still_in_progress_in_this_process_is_a_409(client, service):
+    with service.keys_in_flight.hold("busy"):
+        response = keyed(client, {"age": 20, "value": 100}, '"busy"')
+    assert response.status_code == 409
+    assert response.json_body["code"] == "IDEMPOTENCY_KEY_IN_USE"
+    assert service.store.tickets == {}
+    assert keyed(client, {"age": 20, "value": 100}, '"busy"').status_code == 202
+
+
+def test_a_key_another_transaction_holds_is_a_409(client, service):
+    from credit.idempotency import KeyInUse
+
+    class HeldElsewhere:
+        def create_ticket(self, new):
+            return KeyInUse(new.key.key)
+
+    service._writer = HeldElsewhere()
+    response = keyed(client, {"age": 20, "value": 100}, '"elsewhere"')
+    assert (response.status_code, response.json_body["code"]) == (409, "IDEMPOTENCY_KEY_IN_USE")
+    assert service.publisher.published == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        '""',
+        "a b",
+        '"unterminated',
+        '"a"b"',
+        '"a";p=1',
+        "a, b",
+        '"tab\there"',
+        "k" * 256,
+        '"' + "k" * 256 + '"',
+        "é",
+    ],
+)
+def test_an_invalid_key_is_a_400_naming_the_header(client, service, key):
+    response = keyed(client, {"age": 20, "value": 100}, key)
+    assert response.status_code == 400
+    assert response.json_body["code"] == "INVALID_REQUEST"
+    assert "Idempotency-Key" in response.json_body["details"]
+    assert service.store.tickets == {}
+
+
+def test_keys_at_the_limits_are_accepted(client):
+    for key in ["k" * 255, '"' + "k" * 255 + '"', '"' + '\\"' * 255 + '"', "8e03978e-40d5"]:
+        assert keyed(client, {"age": 20, "value": 100}, key).status_code == 202, key
+
+
+def test_an_unknown_outcome_is_a_500_naming_the_ticket_never_a_503(client, service):
+    from credit.errors import OutcomeUnknown
+
+    class Unanswered:
+        def create_ticket(self, new):
+            raise OutcomeUnknown("MySQL stopped answering", (new.ticket,))
+
+    service._writer = Unanswered()
+    response = post(client, {"age": 20, "value": 100})
+    assert response.status_code == 500
+    assert response.json_body["code"] == "OUTCOME_UNKNOWN"
+    assert is_uuid(response.json_body["details"]["ticket"])
+    assert service.publisher.published == []
+
+
+def is_uuid(text):
+    return str(uuid.UUID(text)) == text

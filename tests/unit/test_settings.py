@@ -87,3 +87,35 @@ def test_a_bad_tls_mode_is_refused():
 
     with pytest.raises(settings.SettingsError, match="ssl must be"):
         connect_kwargs("mysql://u@db/credit?ssl=sometimes")
+
+
+@pytest.mark.parametrize("name", ["credit", "credit_test_app-input", "a$b", "x" * 64])
+def test_database_names_mysql_can_quote_are_accepted(name):
+    from credit.mysql import _identifier
+
+    assert _identifier(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a`b", "a b", "x" * 65, "caf\u00e9", "a;drop"])
+def test_other_database_names_are_refused(name):
+    from credit.mysql import _identifier
+
+    with pytest.raises(settings.SettingsError, match="database name"):
+        _identifier(name)
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "-1", "inf", "nan"])
+def test_a_duration_must_be_a_positive_number(raw):
+    env = {settings.MYSQL_READ_TIMEOUT: raw}
+    with pytest.raises(settings.SettingsError, match="MYSQL_READ_TIMEOUT_SECONDS"):
+        settings.get_float(settings.MYSQL_READ_TIMEOUT, environ=env)
+
+
+def test_every_session_is_bounded_by_the_timeouts():
+    from credit.mysql import Timeouts, connect_kwargs
+
+    kwargs = connect_kwargs("mysql://root@127.0.0.1/credit", Timeouts(3, 4.5, 6))
+    assert kwargs["read_timeout"] == kwargs["write_timeout"] == 4.5
+    assert "lock_wait_timeout = 3, innodb_lock_wait_timeout = 3" in kwargs["init_command"]
+    assert "/*M!100100 , max_statement_time = 3 */" in kwargs["init_command"]
+    assert kwargs["init_command"].startswith("SET SESSION TRANSACTION ISOLATION LEVEL")

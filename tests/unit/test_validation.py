@@ -105,3 +105,28 @@ def test_validation_either_accepts_or_raises_validation_error(payload):
 def test_every_valid_pair_is_accepted_unchanged(age, value):
     request = validate_request({"age": age, "value": value})
     assert (request.age, request.value) == (age, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Rounding to Decimal's 28 digits made these exact-looking amounts pass.
+        (Decimal("100000.0000000000000000000000001"), "at most 2 decimal places"),
+        (Decimal("1000000000000.000000000000000001"), "at most 2 decimal places"),
+        (Decimal("0.0000000000000000000000000001"), "at most 2 decimal places"),
+        (Decimal("1E+999999999"), "at most 1e12"),
+        (Decimal("1E-999999999"), "at most 2 decimal places"),
+        (Decimal("9999999999999.99"), "at most 1e12"),  # fits DECIMAL(15,2), not the contract
+        (Decimal("-0.00"), "greater than 0"),
+    ],
+)
+def test_decimal_values_are_judged_on_their_exact_digits(value, expected):
+    with pytest.raises(ValidationError) as caught:
+        validate_request({"age": 30, "value": value})
+    assert expected in caught.value.problems["value"]
+
+
+def test_trailing_zeros_are_not_decimals():
+    assert validate_request(
+        {"age": 30, "value": Decimal("12.3000000000000000000000000000000")}
+    ).value == Decimal("12.3")

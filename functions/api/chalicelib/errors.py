@@ -49,6 +49,21 @@ class UnsupportedMediaType(ApiError):
     status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
 
 
+class IdempotencyKeyInUse(ApiError):
+    status, code = 409, "IDEMPOTENCY_KEY_IN_USE"
+
+
+class IdempotencyKeyReused(ApiError):
+    status, code = 422, "IDEMPOTENCY_KEY_REUSED"
+
+
+class OutcomeUnknown(ApiError):
+    """The ticket was sent to MySQL and MySQL could not be asked whether it committed: not a
+    503, which promises that nothing was stored."""
+
+    status, code = 500, "OUTCOME_UNKNOWN"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "SERVICE_UNAVAILABLE"
 

@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--limit", type=int, help="at most this many (default: all)")
 
     commands.add_parser("status", help="what the runtimes running this template are doing")
+    for verb in ("disable", "enable"):
+        switch = commands.add_parser(
+            verb, help=f"{verb} a mapping of the running runtime (its logical id or function)"
+        )
+        switch.add_argument("name")
     trigger = commands.add_parser("trigger", help="fire a schedule now on the running runtime")
     trigger.add_argument("schedule", help="the schedule's logical id (see status)")
     return parser
@@ -408,6 +413,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_switch(args: argparse.Namespace) -> int:
+    for path in _runtimes(args):
+        for line in control.send(path, args.command, [args.name]):
+            print(line)
+    return 0
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     for path in _runtimes(args):
         print(control.send(path, "trigger", [args.schedule]))
@@ -422,4 +434,6 @@ COMMANDS = {
     "redrive": cmd_redrive,
     "status": cmd_status,
     "trigger": cmd_trigger,
+    "disable": cmd_switch,
+    "enable": cmd_switch,
 }

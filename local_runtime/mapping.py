@@ -34,10 +34,14 @@ from local_runtime.backoff import Backoff
 from local_runtime.brokers import describe, parameters
 from local_runtime.environment import ExecutionEnvironment, InvocationFailed, Site
 from local_runtime.events import RECORD_BUDGET_BYTES, Delivery, encode_event, unfit
+from local_runtime.filters import Filters
 from local_runtime.pika_properties import wire_bytes
 
 LOGGER = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2
+ENABLED, DISABLED = "Enabled", "Disabled"  # the states of an event source mapping
+USER_INITIATED = "USER_INITIATED"  # StateTransitionReason of a change someone asked for
+MISSING_QUEUE_ATTEMPTS = 3  # a queue still missing after this many connects is a config error
 CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
@@ -104,6 +108,14 @@ class EventSourceMapping:
         self._connection: BlockingConnection | None = None
         self.connected = threading.Event()
         self.event_source_arn = self.source.broker.arn
+        self.filters = Filters.parse(self.source.filters)
+        self.filtered = 0  # messages no filter matched: acknowledged and dropped, as on AWS
+        self.state = ENABLED if self.source.enabled else DISABLED
+        self.state_reason = USER_INITIATED
+        self._enabled = threading.Event()
+        if self.source.enabled:
+            self._enabled.set()
+        self._missing_queue = 0
 
     def _environment(self) -> ExecutionEnvironment:
         kwargs: dict[str, Any] = {"spec": self.spec, "site": self.site, "nice": self.nice}
@@ -134,15 +146,34 @@ class EventSourceMapping:
     def stop(self) -> None:
         """Ask the consumer loop to return its batches and exit; safe from any thread."""
         self._stop.set()
+        self._wake()
+
+    def disable(self, reason: str = USER_INITIATED) -> None:
+        """Stop consuming (batches in flight finish, the rest go back to the queue) until
+        enable(); AWS's state Disabled, with the reason as its StateTransitionReason."""
+        self.state, self.state_reason = DISABLED, reason
+        self._enabled.clear()
+        self._wake()
+
+    def enable(self) -> None:
+        self.state, self.state_reason = ENABLED, USER_INITIATED
+        self._missing_queue = 0
+        self.reconnect.reset()
+        self._enabled.set()
+
+    def _wake(self) -> None:
         connection = self._connection
         if connection is not None:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 connection.add_callback_threadsafe(lambda: None)  # wake the loop
 
     def run(self) -> None:
-        """Consume until stop(); reconnects with capped backoff when the broker goes away."""
+        """Consume until stop(); reconnects with capped backoff when the broker goes away,
+        and stops (Disabled, with the reason) on an error that retrying cannot cure."""
         priority.lower_thread(self.nice)  # the invoke threads it starts inherit it
         while not self._stop.is_set():
+            if not self._enabled.wait(IDLE_POLL_SECONDS):
+                continue
             try:
                 self._consume()
             except CONNECTION_ERRORS as exc:
@@ -152,17 +183,55 @@ class EventSourceMapping:
                     self._in_flight.clear()  # their deliveries died with the channel
                 if self._stop.is_set():
                     break
-                delay = self.reconnect.next_delay()
-                LOGGER.warning(
-                    "%s: %s; reconnecting in %.1fs", self.spec.name, self._problem(exc), delay
-                )
-                self._stop.wait(delay)
+                self._failed(exc)
         self._finish()
+
+    def _failed(self, exc: BaseException) -> None:
+        """Disable on what AWS stops an Amazon MQ mapping for; else wait, and try again."""
+        code = self._unrecoverable(exc)
+        if code is not None:
+            self.disable(f"{code}: {self._problem(exc)}")
+            LOGGER.error(
+                "%s: mapping %s stopped (%s); `credit-runtime enable %s` starts it again",
+                self.spec.name,
+                self.source.logical_id,
+                self.state_reason,
+                self.source.logical_id,
+            )
+            return
+        delay = self.reconnect.next_delay()
+        LOGGER.warning("%s: %s; reconnecting in %.1fs", self.spec.name, self._problem(exc), delay)
+        self._stop.wait(delay)
+
+    def _unrecoverable(self, exc: BaseException) -> str | None:
+        """AWS's StateTransitionReason codes for a stopped Amazon MQ consumer."""
+        if isinstance(
+            exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError
+        ):
+            return "EVENT_SOURCE_AUTHN_ERROR"
+        if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+            return "EVENT_SOURCE_AUTHZ_ERROR"
+        if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+            if exc.reply_code == 403:
+                return "EVENT_SOURCE_AUTHZ_ERROR"
+            if exc.reply_code == 404:
+                # A queue can be missing for a moment while a broker restarts: only one that
+                # stays missing is the mapping's configuration.
+                self._missing_queue += 1
+                if self._missing_queue >= MISSING_QUEUE_ATTEMPTS:
+                    return "ESM_CONFIG_NOT_VALID"
+        return None
 
     def _problem(self, exc: BaseException) -> str:
         where = describe(self.amqp_url)
         if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == 404:
             return f"queue {self.source.queue} does not exist at {where}"
+        if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == 403:
+            return f"access to queue {self.source.queue} refused at {where}"
+        if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
+            return f"the broker refused the credentials at {where}"
+        if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+            return f"access to the virtual host refused at {where}"
         return f"broker unreachable at {where} ({exc!r})"
 
     def _consume(self) -> None:
@@ -182,7 +251,8 @@ class EventSourceMapping:
             LOGGER.info(
                 "%s: consuming %s at %s", self.spec.name, self.source.queue, describe(self.amqp_url)
             )
-            while not self._stop.is_set():
+            self._missing_queue = 0
+            while not self._stop.is_set() and self._enabled.is_set():
                 connection.process_data_events(time_limit=self._wait_time())
                 self._dispatch_ready(channel, connection)
             self._drain(channel, connection)
@@ -216,6 +286,10 @@ class EventSourceMapping:
                 reason,
             )
             channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        if self.filters and not self.filters.matches(body):
+            channel.basic_ack(method.delivery_tag)  # matched no filter: dropped, as on AWS
+            self.filtered += 1
             return
         if not self._buffer:
             self._batch_opened = time.monotonic()

@@ -50,10 +50,17 @@ class StartupError(RuntimeError):
 
 
 def check_brokers(urls: Sequence[str]) -> None:
-    """Connect once to each broker the mappings use: a wrong URL is one clear line at start."""
+    """Connect once to each broker the mappings use: an unreachable one is one clear line at
+    start (a refused login is left to the mappings, which stop with AWS's reason)."""
     for url in sorted(set(urls)):
         try:
             pika.BlockingConnection(parameters(url)).close()
+        except (
+            pika.exceptions.ProbableAuthenticationError,
+            pika.exceptions.ProbableAccessDeniedError,
+        ) as exc:
+            # Reachable, but refusing: the mappings that use it stop with AWS's reason.
+            LOGGER.warning("RabbitMQ at %s refused the runtime's login: %r", describe(url), exc)
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise StartupError(f"RabbitMQ is not reachable at {describe(url)}: {exc!r}") from exc
 
@@ -115,9 +122,11 @@ class Runtime:
         function = self.project.functions[source.function]
         if not source.enabled:
             LOGGER.info(
-                "%s: mapping %s is disabled (Enabled: false)", function.name, source.logical_id
+                "%s: mapping %s is disabled (Enabled: false); `credit-runtime enable %s` starts it",
+                function.name,
+                source.logical_id,
+                source.logical_id,
             )
-            return
         url, virtual_host = self.brokers.consumed(source)
         mapping = EventSourceMapping(
             function,
@@ -260,7 +269,32 @@ class Runtime:
 
     def commands(self) -> dict[str, control.Command]:
         """What `credit-runtime status|trigger` may ask of this runtime."""
-        return {"status": self._status, "trigger": self._trigger}
+        return {
+            "status": self._status,
+            "trigger": self._trigger,
+            "disable": lambda args: self._switch(args, enable=False),
+            "enable": lambda args: self._switch(args, enable=True),
+        }
+
+    def _switch(self, args: list[str], enable: bool) -> list[str]:
+        """Enable or disable the mappings named (by their logical id, or their function's)."""
+        if len(args) != 1:
+            raise ValueError("takes one mapping or function name")
+        (name,) = args
+        chosen = [
+            m
+            for m in self.mappings
+            if name in (m.source.logical_id, m.spec.logical_id, m.spec.name)
+        ]
+        if not chosen:
+            known = ", ".join(sorted(m.source.logical_id for m in self.mappings)) or "none"
+            raise KeyError(f"no mapping or function named {name!r} (mappings: {known})")
+        for mapping in chosen:
+            if enable:
+                mapping.enable()
+            else:
+                mapping.disable()
+        return [f"{m.source.logical_id}: {m.state}" for m in chosen]
 
     def _status(self, _: list[str]) -> dict[str, object]:
         return {
@@ -269,7 +303,10 @@ class Runtime:
                 m.source.logical_id: {
                     "function": m.spec.name,
                     "queue": m.source.queue,
+                    "state": m.state,
+                    "state_transition_reason": m.state_reason,
                     "connected": m.connected.is_set(),
+                    "filtered": m.filtered,
                 }
                 for m in self.mappings
             },

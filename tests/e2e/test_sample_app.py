@@ -137,3 +137,26 @@ def test_status_names_its_mappings_and_schedules(sample):
     status = json.loads(result.stdout)
     assert status["mappings"]["OrdersFunctionOrders"]["connected"] is True
     assert status["schedules"]["ReportFunctionNightly"]["expression"] == "cron(30 2 * * ? *)"
+
+
+def test_its_filter_drops_what_it_does_not_match(sample):
+    publish(sample, {"kind": "ping", "id": "p-1"}, {"kind": "order", "id": "o-3"})
+    wait_until(lambda: any("o-3" in r.get("orders", []) for r in sample.records()), timeout=20)
+    assert not any("p-1" in r.get("orders", []) for r in sample.records())
+    status = json.loads(sample.cli("status").stdout)
+    assert status["mappings"]["OrdersFunctionOrders"]["filtered"] >= 1
+
+
+def test_disable_and_enable_switch_a_mapping_of_the_running_runtime(sample):
+    result = sample.cli("disable", "OrdersFunction")
+    assert (result.returncode, result.stdout.strip()) == (0, "OrdersFunctionOrders: Disabled")
+    publish(sample, {"kind": "order", "id": "o-while-disabled"})
+    time.sleep(2)
+    assert not any("o-while-disabled" in r.get("orders", []) for r in sample.records())
+    status = json.loads(sample.cli("status").stdout)["mappings"]["OrdersFunctionOrders"]
+    assert (status["state"], status["state_transition_reason"]) == ("Disabled", "USER_INITIATED")
+    assert sample.cli("enable", "OrdersFunctionOrders").returncode == 0
+    wait_until(
+        lambda: any("o-while-disabled" in r.get("orders", []) for r in sample.records()),
+        timeout=20,
+    )

@@ -9,9 +9,11 @@ import logging
 import math
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -21,7 +23,7 @@ from multiprocessing.connection import Connection
 from typing import IO, Any, TextIO
 
 from declarations.model import Function
-from local_runtime import priority, protocol
+from local_runtime import priority, protocol, sandbox
 from local_runtime.context import LOG_GROUP_VARIABLE, LOG_STREAM_VARIABLE, log_stream_name
 from local_runtime.platform_log import SUCCESS, Outcome, PlatformLog
 
@@ -30,7 +32,8 @@ LOGGER = logging.getLogger(__name__)
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit for the init phase
 # What every execution environment gets from the runtime's own environment: enough to run
 # Python (PATH, the locale, the interpreter's packages); nothing else leaks in unasked.
-BASICS = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+# HOME and TMPDIR are the environment's own (see local_runtime.sandbox), never the host's.
+BASICS = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH")
 
 
 class InvocationFailed(Exception):
@@ -173,6 +176,7 @@ class ExecutionEnvironment:
     _answers: select.poll | None = None
     _output: _WorkerOutput | None = None
     _init_ms: float | None = None
+    _private: str | None = None  # the fallback HOME and TMPDIR, when there is no namespace
     cold_starts: int = 0
     nice: int = 0  # how far below normal priority the worker runs (see local_runtime.priority)
     init_timeout: float = INIT_TIMEOUT_SECONDS  # Lambda's; tests may shorten it
@@ -219,6 +223,7 @@ class ExecutionEnvironment:
                 attempt = _Init(float(message.get("init_ms", 0.0)), message["error"])
             else:
                 self._init_ms = float(message["init_ms"])
+                _note_sandbox(message.get("sandbox"))
                 return _Init(self._init_ms)
         assert self._output is not None
         self._output.pump(finish_line=True)
@@ -237,6 +242,10 @@ class ExecutionEnvironment:
     def _spawn(self) -> None:
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
+        self._private = tempfile.mkdtemp(prefix=f"local-runtime-{self.spec.name}-")
+        env = lambda_environment(self.spec, self.site)
+        env[sandbox.PRIVATE_DIR_VARIABLE] = self._private
+        env[sandbox.EPHEMERAL_VARIABLE] = str(self.spec.ephemeral_storage)
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -247,7 +256,7 @@ class ExecutionEnvironment:
                 repr(time.time()),
                 self.function_arn,
             ],
-            env=lambda_environment(self.spec, self.site),
+            env=env,
             cwd=self.spec.code_dir,
             pass_fds=(request_read, response_write),
             stdin=subprocess.DEVNULL,
@@ -351,6 +360,9 @@ class ExecutionEnvironment:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # the handler's own children go too
             process.wait()
+        private, self._private = self._private, None
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)  # the environment's /tmp goes with it
 
     def stop(self, grace: float = 2.0) -> None:
         """Close the request pipe (the worker exits on EOF), then kill if it lingers."""
@@ -452,6 +464,20 @@ class ExecutionEnvironment:
         with _OUTPUT_LOCK:
             self.output.write(text)
             self.output.flush()
+
+
+_SANDBOX_NOTED: set[str] = set()
+
+
+def _note_sandbox(refused: str | None) -> None:
+    """Say once per runtime when workers cannot have Lambda's filesystem, and why."""
+    if refused and refused not in _SANDBOX_NOTED:
+        _SANDBOX_NOTED.add(refused)
+        LOGGER.info(
+            "no private /tmp or read-only code folder for functions here (%s): each execution "
+            "environment gets a private HOME and TMPDIR instead",
+            refused,
+        )
 
 
 def _payload(message: dict[str, Any]) -> bytes:

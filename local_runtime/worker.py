@@ -17,7 +17,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from local_runtime import protocol, python_runtime
+from local_runtime import protocol, python_runtime, sandbox
 from local_runtime.context import LambdaContext
 
 MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
@@ -62,6 +62,7 @@ def serve(
     is only the handler's: the runtime writes the platform's lines (INIT_START, START, END,
     REPORT) from what it sent and what the result says.
     """
+    refused = sandbox.enter(os.environ["LAMBDA_TASK_ROOT"])
     python_runtime.configure_logging()
     memory_mb = int(os.environ.get(MEMORY_VARIABLE, "128"))
     started = time.perf_counter() - (max(0.0, time.time() - spawned_at) if spawned_at else 0.0)
@@ -78,7 +79,7 @@ def serve(
         return
     init_ms = (time.perf_counter() - started) * 1000
     gc.freeze()  # the handler's modules stay for the worker's life: not the collector's work
-    protocol.send(responses, protocol.READY, init_ms=init_ms)
+    protocol.send(responses, protocol.READY, init_ms=init_ms, sandbox=refused)
     while True:
         try:
             message = protocol.receive(requests)

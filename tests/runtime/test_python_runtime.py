@@ -179,3 +179,22 @@ def test_trace_is_debug_for_the_python_logger_as_awslambdaric_maps_it():
     logging_config = Logging(log_format="JSON", application_log_level="TRACE")
     _, lines = invoke("results.logs", logging=logging_config)
     assert any('"message": "debug detail"' in line for line in lines)
+
+
+def test_each_environment_has_its_own_tmp_of_its_size_and_a_read_only_task_root(tmp_path):
+    first, _ = environment("fs.handler", ephemeral_storage=600)
+    second, _ = environment("fs.handler")
+    try:
+        one = json.loads(first.invoke({"marker": "first-env"}).raw)
+        two = json.loads(second.invoke({"marker": "second-env"}).raw)
+    finally:
+        first.stop()
+        second.stop()
+    assert one["home"] == "/tmp" and one["tmpdir"] is None
+    assert (one["tmp_mb"], two["tmp_mb"]) == (600, 512), "EphemeralStorage sizes /tmp"
+    assert one["sees"] == ["first-env"] and two["sees"] == ["second-env"]
+    assert one["code_writable"] is False
+    assert one["private"] == [], "the runtime's own variables are gone before the handler"
+    import os
+
+    assert not os.path.exists("/tmp/first-env"), "nothing written reaches the host's /tmp"

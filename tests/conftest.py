@@ -6,9 +6,18 @@ import os
 
 import pytest
 
-from tests.helpers import TEST_URLS
+from tests.helpers import ROOT, TEST_URLS
 
 os.environ.update(TEST_URLS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Test files live under var/pytest, not the system's temp folder: a function in an
+    execution environment has its own /tmp, as on Lambda, and could not see the files a test
+    gives it there (its records, its output). --basetemp still wins."""
+    if config.option.basetemp is None:
+        (ROOT / "var").mkdir(exist_ok=True)
+        config.option.basetemp = str(ROOT / "var" / "pytest")
 
 
 @pytest.fixture(scope="session")

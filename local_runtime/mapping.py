@@ -27,6 +27,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic
 
+from declarations import limits
 from declarations.model import Function, MqSource
 from local_runtime import pika_properties, priority
 from local_runtime.amqp_fields import message_id
@@ -88,6 +89,7 @@ class EventSourceMapping:
     reconnect: Backoff = field(default_factory=lambda: Backoff(initial=0.5, cap=2.0))
     failure_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, cap=5.0))
     nice: int = 0  # consumer threads and workers run this far below normal priority
+    invocation_wait: float = limits.MQ_INVOCATION_WAIT_SECONDS
 
     def __post_init__(self) -> None:
         # Properties are rendered from their bytes, so one bad header is one bad message.
@@ -365,6 +367,10 @@ class EventSourceMapping:
             LOGGER.exception("%s: invocation machinery failed", self.spec.name)
             environment.kill()
             error = f"Runtime.Unknown: {exc!r}"
+        if error is None and time.perf_counter() - began > self.invocation_wait:
+            # Lambda's poller waits 14 minutes for an MQ invocation, whatever the function's
+            # timeout (up to 15): a longer one counts as failed, and its batch comes back.
+            error = f"no result within the {self.invocation_wait:.0f} s an Amazon MQ mapping waits"
         report = BatchReport(
             function=self.spec.name,
             size=len(batch.deliveries),

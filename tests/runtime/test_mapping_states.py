@@ -99,3 +99,23 @@ def test_a_disabled_mapping_consumes_nothing_until_it_is_enabled(broker, amqp_ur
         run.wait_for_reports(1)
         assert run.mapping.state == ENABLED
     assert [i["bodies"] for i in read_records(record_file, "invoke")] == [["while disabled"]]
+
+
+def test_an_invocation_longer_than_the_pollers_wait_fails_its_batch(broker, amqp_url, record_file):
+    queue = broker.new_queue()
+    spec = load_spec(
+        "sleeper",
+        queue,
+        record_file,
+        timeout=10,
+        environment={"SLEEP_SECONDS": "1.2", "SLEEP_ALWAYS": "1"},
+        batch_size=1,
+        maximum_batching_window=0,
+    )
+    broker.declare(spec)
+    # Lambda waits 840 s for an MQ invocation even when the function may run 900: the same
+    # rule, scaled down, with a function that finishes inside its timeout but past the wait.
+    with running(spec, amqp_url, invocation_wait=1.0) as run:
+        broker.publish(queue, b"slow")
+        [report] = run.wait_for_reports(1, timeout=15)
+    assert not report.ok and "an Amazon MQ mapping waits" in str(report.error)

@@ -17,6 +17,9 @@ import sys
 
 PRIVATE_DIR_VARIABLE = "_LOCAL_RUNTIME_PRIVATE_DIR"  # set by the runtime, taken by the worker
 EPHEMERAL_VARIABLE = "_LOCAL_RUNTIME_EPHEMERAL_MB"
+# Lambda's writable folder. Not a shared temp directory here: a tmpfs mounted for this one
+# process, in its own mount namespace, so no other process can see or race on it.
+LAMBDA_TMP = "/tmp"  # noqa: S108  # nosec B108
 _CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -37,7 +40,7 @@ def enter(task_root: str) -> str | None:
         if private:
             os.environ["HOME"] = os.environ["TMPDIR"] = private
         return str(exc)
-    os.environ["HOME"] = "/tmp"  # noqa: S108 - the environment's own tmpfs, as on Lambda
+    os.environ["HOME"] = LAMBDA_TMP
     os.environ.pop("TMPDIR", None)
     return None
 
@@ -56,7 +59,7 @@ def _namespace(task_root: str, size_mb: int) -> None:
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
     _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing leaks back to the host
     options = f"size={size_mb}m,mode=1777"
-    _mount(libc, "tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, options)  # noqa: S108
+    _mount(libc, "tmpfs", LAMBDA_TMP, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
     _mount(libc, task_root, task_root, None, _MS_BIND | _MS_REC)
     _mount(libc, None, task_root, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC)
 

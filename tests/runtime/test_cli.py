@@ -64,7 +64,7 @@ def test_list_shows_each_function_with_its_triggers(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     names = [line.split()[0] for line in lines if not line.startswith(" ")]
-    assert names == ["EnvA", "EnvB", "Misbehave", "Noop", "Recorder", "Sleeper", "Ticker"]
+    assert names == ["EnvA", "EnvB", "Noop", "Recorder", "Sleeper", "Ticker", "Misbehave"]
     recorder = lines.index(next(line for line in lines if line.startswith("Recorder ")))
     assert "timeout=5s" in lines[recorder]
     assert lines[recorder + 1].split() == [

@@ -54,8 +54,8 @@ MALFORMED = {
         b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 2, 2\r\n\r\n{}",
         400,
     ),
-    "content-length-superscript-two": (
-        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n\r\n{}".encode(),
+    "content-length-superscript-two": (  # '²' in Latin-1: str.isdigit() says it is a digit
+        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: \xb2\r\n\r\n{}",
         400,
     ),
     "content-length-negative": (

@@ -136,11 +136,15 @@ def h11_reader() -> Any:
 # --- the server processes -----------------------------------------------------------------------
 
 
-def serve(variant: str) -> None:
+def serve(variant: str, old: str | None = None) -> None:
     """Run one variant on a free port; print it; serve until stdin closes."""
     app = small_app()
     if variant == "old":
+        assert old is not None
+        sys.path.insert(0, old)  # ahead of the checkout `python -m` put first
         from local_runtime import gateway as old_gateway
+
+        assert Path(old_gateway.__file__).is_relative_to(old), old_gateway.__file__
 
         server: Any = old_gateway.GatewayServer((HOST, 0), app)
     else:
@@ -164,10 +168,12 @@ def serve(variant: str) -> None:
 def _start(variant: str, old: Path | None) -> tuple[subprocess.Popen[str], int]:
     env = dict(os.environ)
     root = Path(__file__).resolve().parent.parent
-    paths = [str(old)] if variant == "old" and old else []
-    env["PYTHONPATH"] = os.pathsep.join([*paths, str(root), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "bench.gateway", "serve", variant]
+    if variant == "old" and old:
+        command.append(str(old.resolve()))
     child = subprocess.Popen(
-        [sys.executable, "-m", "bench.gateway", "serve", variant],
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -272,7 +278,7 @@ def _old_parser(old: Path) -> Any:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["serve"]:
-        serve(args[1])
+        serve(*args[1:3])
         return
     parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)

@@ -118,7 +118,11 @@ class RequestReader(Protocol):
 
 
 class HttptoolsReader:
-    """A `RequestReader` over llhttp, one parser per connection (llhttp is incremental)."""
+    """A `RequestReader` over llhttp, one parser per connection (llhttp is incremental).
+
+    Its callbacks run for every request, so they are written for speed: limits are read once
+    into plain attributes, and the checks a plain request never needs sit behind one test.
+    """
 
     __slots__ = (
         "_body",
@@ -131,6 +135,10 @@ class HttptoolsReader:
         "_head_bytes",
         "_headers",
         "_limits",
+        "_max_body",
+        "_max_head",
+        "_max_headers",
+        "_max_target",
         "_method",
         "_now",
         "_parser",
@@ -146,6 +154,8 @@ class HttptoolsReader:
 
     def __init__(self, limits: Limits, client: str) -> None:
         self._limits = limits
+        self._max_body, self._max_head = limits.max_body_bytes, limits.max_head_bytes
+        self._max_headers, self._max_target = limits.max_headers, limits.max_target_bytes
         self._client = client
         self._parser = httptools.HttpRequestParser(self)
         self.requests: deque[Request] = deque()
@@ -157,12 +167,9 @@ class HttptoolsReader:
         self._failure: ProtocolError | None = None
         self._now = 0.0
         self._seq = 0
-        self._reset()
-
-    def _reset(self) -> None:
         self._url = b""
         self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
+        self._body: list[bytes] | None = None
         self._count = self._head_bytes = self._body_size = self._body_wire = 0
         self._method = self._target = ""
 
@@ -172,60 +179,70 @@ class HttptoolsReader:
             self.trailing = True
             return
         self._now = now
-        phase, seq, head_bytes, body_wire = self.phase, self._seq, self._head_bytes, self._body_wire
+        phase = self.phase
+        if phase is Phase.IDLE:  # the usual case: a read that starts with a new request
+            try:
+                self._parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._recover(data, exc)
+            return
+        seq, head_bytes, body_wire = self._seq, self._head_bytes, self._body_wire
         try:
-            self._execute(data)
-            if self.phase is phase is not Phase.IDLE and self._seq == seq:
-                self._charge(phase, len(data), head_bytes, body_wire)
-        except ProtocolError:
-            self._ended = True
-            raise
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._recover(data, exc)
+        if self.phase is phase and self._seq == seq:
+            # The whole read belongs to the message still arriving: count all of it. (A read
+            # in which a message begins counts what its callbacks saw: one read less at most.)
+            self._charge(phase, len(data), head_bytes, body_wire)
 
     def _charge(self, phase: Phase, size: int, head_bytes: int, body_wire: int) -> None:
-        """The whole read belongs to the message still arriving: count all of it. (A read in
-        which a message begins counts what its callbacks saw: at most one read less.)"""
         if phase is Phase.HEAD:
             self._head_bytes = head_bytes + size
-            self._check_head()
+            if self._head_bytes > self._max_head:
+                self._refuse(head_too_large(f"the request head is over {self._max_head} bytes"))
         else:
             self._body_wire = body_wire + size
-            if self._body_wire > 8 * self._limits.max_body_bytes:  # chunked framing overhead
-                self._fail(too_large(self._limits))
+            if self._body_wire > 8 * self._max_body:  # chunked framing overhead
+                self._refuse(too_large(self._limits))
 
-    def _execute(self, data: bytes) -> None:
-        view: bytes | memoryview = data
-        while True:
-            try:
-                self._parser.feed_data(view)
+    def _recover(self, data: bytes, exc: Exception) -> None:
+        """What an exception out of llhttp means; raises `ProtocolError` unless it is benign."""
+        while isinstance(exc, httptools.HttpParserUpgrade):
+            # The request asked to switch protocols; it is answered in HTTP/1.1 (a server may
+            # ignore Upgrade), so what follows its head is the next request.
+            data = data[exc.args[0] :]
+            if not data:
                 return
-            except httptools.HttpParserUpgrade as upgrade:
-                # The request asked to switch protocols; we answer it in HTTP/1.1 (a server
-                # may ignore Upgrade), so what follows is the next request.
-                view = memoryview(data)[len(data) - len(view) + upgrade.args[0] :]
-                if not view:
-                    return
-            except httptools.HttpParserCallbackError as exc:
-                raise self._failure or _malformed(str(exc), "0.0") from None
-            except httptools.HttpParserError as exc:
-                if self._ended:  # bytes after a request that ends the connection: ignored
-                    self.trailing = True
-                    return
-                raise _malformed(str(exc), self._parser.get_http_version()) from None
+            try:
+                self._parser.feed_data(data)
+                return
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as again:
+                exc = again
+        if isinstance(exc, httptools.HttpParserCallbackError) and self._failure is not None:
+            self._refuse(self._failure)
+        if self._ended:  # bytes after a request that ends the connection: dropped
+            self.trailing = True
+            return
+        self._refuse(_malformed(str(exc), self._parser.get_http_version()))
+
+    def _refuse(self, error: ProtocolError) -> NoReturn:
+        self._ended = True
+        self._failure = error
+        raise error
 
     def _fail(self, error: ProtocolError) -> NoReturn:
         """Raise from a callback; llhttp then stops and `feed` raises this same error."""
         self._failure = error
         raise error
 
-    def _check_head(self) -> None:
-        if self._head_bytes > self._limits.max_head_bytes:
-            limit = self._limits.max_head_bytes
-            self._fail(head_too_large(f"the request head is larger than {limit} bytes"))
-
     # --- llhttp callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._reset()
+        self._url = b""
+        self._headers = {}
+        self._body = None
+        self._count = self._head_bytes = self._body_size = self._body_wire = 0
         self._seq += 1
         self.phase = Phase.HEAD
         self.started = self._now
@@ -233,18 +250,19 @@ class HttptoolsReader:
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
-        if len(self._url) > self._limits.max_target_bytes:
-            limit = self._limits.max_target_bytes
-            self._fail(
-                ProtocolError(414, "URI_TOO_LONG", f"the request target is over {limit} bytes")
-            )
+        if len(self._url) > self._max_target:
+            message = f"the request target is over {self._max_target} bytes"
+            self._fail(ProtocolError(414, "URI_TOO_LONG", message))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count += 1
         self._head_bytes += len(name) + len(value) + 4
-        if self._count > self._limits.max_headers:
-            self._fail(head_too_large(f"more than {self._limits.max_headers} header fields"))
-        self._check_head()
+        if self._count > self._max_headers or self._head_bytes > self._max_head:
+            self._fail(
+                head_too_large(f"over {self._max_headers} header fields")
+                if self._count > self._max_headers
+                else head_too_large(f"the request head is over {self._max_head} bytes")
+            )
         if self.phase is Phase.BODY:
             return  # a trailer field of a chunked body: read and dropped
         key = name.decode("latin-1").lower()  # llhttp admits token characters only
@@ -258,28 +276,25 @@ class HttptoolsReader:
             headers[key] = text
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
+        parser, headers = self._parser, self._headers
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            self._fail(version_not_supported(version))
-        headers = self._headers
-        self._method = method = parser.get_method().decode("ascii")
-        self._target = self._origin_form(method, self._url.decode("latin-1"))
-        if version == "1.1" and "host" not in headers:
+        if version != "1.1":
+            if version != "1.0":
+                self._fail(version_not_supported(version))
+        elif "host" not in headers:
             self._fail(bad_request("an HTTP/1.1 request needs a Host header field"))
-        declared = self._framing(version, headers)
-        if declared and parser.should_upgrade():
-            # llhttp hands the bytes after an Upgrade request's head to the new protocol,
-            # so its body could not be read as one: refuse rather than answer without it.
-            self._fail(bad_request("a request asking for Upgrade cannot carry a body"))
+        self._method = method = parser.get_method().decode("ascii")
+        target = self._url.decode("latin-1")
+        if target[:1] != "/" or "#" in target:
+            target = self._other_form(method, target)
+        self._target = target
         self.phase = Phase.BODY
         self.started = self._now
-        self.expects_continue = (
-            declared and version == "1.1" and headers.get("expect", "").lower() == "100-continue"
-        )
+        if "content-length" in headers or "transfer-encoding" in headers:
+            self._framing(version, headers)
 
-    def _framing(self, version: str, headers: dict[str, str]) -> bool:
-        """Whether a body follows; llhttp has already refused ambiguous framing."""
+    def _framing(self, version: str, headers: dict[str, str]) -> None:
+        """Check a declared body; llhttp has already refused ambiguous framing."""
         coding = headers.get("transfer-encoding")
         if coding is not None:
             if version == "1.0":
@@ -292,20 +307,24 @@ class HttptoolsReader:
             if len(codings) > 1:  # RFC 9112 6.1: a coding the server does not understand
                 message = f"Transfer-Encoding {coding[:40]!r}: only chunked is implemented"
                 self._fail(ProtocolError(501, "NOT_IMPLEMENTED", message))
-            return True
-        length = headers.get("content-length")
-        if not length:
-            return False
-        if int(length) > self._limits.max_body_bytes:  # llhttp admits digits only
-            self._fail(too_large(self._limits))
-        return int(length) > 0
+        else:
+            length = int(headers["content-length"] or 0)  # llhttp admits digits only
+            if length > self._max_body:
+                self._fail(too_large(self._limits))
+            if not length:
+                return
+        if self._parser.should_upgrade():
+            # llhttp hands the bytes after an Upgrade request's head to the new protocol,
+            # so its body could not be read as one: refuse rather than answer without it.
+            self._fail(bad_request("a request asking for Upgrade cannot carry a body"))
+        self.expects_continue = (
+            version == "1.1" and headers.get("expect", "").lower() == "100-continue"
+        )
 
-    def _origin_form(self, method: str, target: str) -> str:
-        """The target as path and query; absolute-form names the host (RFC 9112 3.2.2)."""
-        if target.startswith("/"):
-            if "#" not in target:
-                return target
-        elif target == "*":
+    def _other_form(self, method: str, target: str) -> str:
+        """A target that is not a plain path: "*", or absolute-form, whose authority becomes
+        Host (RFC 9112 3.2.2); anything else is refused."""
+        if target == "*":
             if method == "OPTIONS":
                 return target
         elif target[:8].lower().startswith(("http://", "https://")):
@@ -319,9 +338,12 @@ class HttptoolsReader:
         self.expects_continue = False
         self._body_size += len(body)
         self._body_wire += len(body)
-        if self._body_size > self._limits.max_body_bytes:
+        if self._body_size > self._max_body:
             self._fail(too_large(self._limits))
-        self._body.append(body)
+        if self._body is None:
+            self._body = [body]
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()

@@ -60,13 +60,16 @@ class Channel(Protocol):
     sock: socket.socket
     lock: threading.Lock
     deadline: float  # time.monotonic() after which it is to be expired
+    hot: bool  # its last service answered a request and left nothing half-read
 
     @property
     def writing(self) -> bool:
         """It waits to write (not to read)."""
         ...
 
-    def service(self) -> Interest: ...
+    def service(self, wait: bool = False) -> Interest:
+        """With `wait`, a read may block for the channel's short receive timeout."""
+        ...
 
     def expire(self) -> None: ...
 
@@ -84,7 +87,10 @@ class Acceptor(Protocol):
 
 
 class Dispatcher(Protocol):
-    """Runs an acceptor's connections until stopped; `run` blocks, `stop` returns at once."""
+    """Runs an acceptor's connections until stopped; `run` blocks, `stop` returns at once.
+
+    A dispatcher runs once: `run` releases what it holds when it returns.
+    """
 
     def run(self, acceptor: Acceptor) -> None: ...
 
@@ -96,6 +102,53 @@ def default_dispatcher(workers: int = 64) -> Dispatcher:
     if hasattr(select, "epoll"):
         return EpollDispatcher(workers)
     return SelectorDispatcher(workers)
+
+
+class HotSlots:
+    """How many pool threads may stay with the connection they have just answered.
+
+    A thread that answered a request waits on that same connection, briefly, for the next
+    one, as a thread per connection would: a busy keep-alive client then costs one read and
+    one write per request, with no registration, no wake-up of another thread and no GIL
+    hand-off. A reserve of the pool never does, so it always serves the other connections.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._free = workers - max(1, workers // 8)
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._free <= 0:
+                return False
+            self._free -= 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self._free += 1
+
+
+def serve_channel(channel: Channel, slots: HotSlots) -> Interest:
+    """Service a ready channel, then stay with it while requests keep coming."""
+    with channel.lock:
+        interest = channel.service()
+    if interest is not Interest.READ or not channel.hot or not slots.take():
+        return interest
+    try:
+        while interest is Interest.READ and channel.hot:
+            with channel.lock:
+                interest = channel.service(wait=True)
+    finally:
+        slots.give()
+    return interest
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """Wait for the pool, but not for ever: a thread may be stuck inside a view."""
+    deadline = time.monotonic() + JOIN_SECONDS
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _expired(acceptor: Acceptor, now: float) -> list[Channel]:
@@ -113,6 +166,7 @@ class EpollDispatcher:
         self._wake_r, self._wake_w = socket.socketpair()
         self._epoll: select.epoll | None = None
         self._resume_accept_at = 0.0
+        self._slots = HotSlots(workers)
 
     def run(self, acceptor: Acceptor) -> None:
         epoll = self._epoll = select.epoll()
@@ -129,8 +183,7 @@ class EpollDispatcher:
                 thread.daemon = True
                 thread.start()
             self._stop.wait()
-            for thread in threads:
-                thread.join(JOIN_SECONDS)
+            _join(threads)
         finally:
             epoll.close()
             self._wake_r.close()
@@ -167,8 +220,7 @@ class EpollDispatcher:
             channel = channels.get(fd)
             if channel is None:
                 continue
-            with channel.lock:
-                interest = channel.service()
+            interest = serve_channel(channel, self._slots)
             if interest is Interest.READ:
                 modify(fd, _READ)
             elif interest is Interest.WRITE:
@@ -232,6 +284,7 @@ class SelectorDispatcher:
         self._wake_w.setblocking(False)
         self._jobs: queue.SimpleQueue[Channel | None] = queue.SimpleQueue()
         self._served: deque[tuple[Channel, Interest]] = deque()
+        self._slots = HotSlots(workers)
 
     def stop(self) -> None:
         self._stop.set()
@@ -256,8 +309,7 @@ class SelectorDispatcher:
         finally:
             for _ in threads:
                 self._jobs.put(None)
-            for thread in threads:
-                thread.join(JOIN_SECONDS)
+            _join(threads)
             selector.close()
             self._wake_r.close()
             self._wake_w.close()
@@ -326,7 +378,6 @@ class SelectorDispatcher:
 
     def _work(self) -> None:
         while (channel := self._jobs.get()) is not None:
-            with channel.lock:
-                interest = channel.service()
+            interest = serve_channel(channel, self._slots)
             self._served.append((channel, interest))
             self._nudge()

@@ -23,6 +23,7 @@ import contextlib
 import errno
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,12 @@ BACKLOG = 1024
 FD_HEADROOM = 256  # descriptors beyond the connections: the app's MySQL, Redis, logs, pipes
 OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 INTERNAL_ERROR = b'{"code":"INTERNAL_ERROR","message":"the gateway failed"}'
+# A pool thread that has just answered may wait this long on the same connection for its next
+# request (see `http_dispatch`); the kernel enforces it (SO_RCVTIMEO), so the wait costs no
+# poll(). Every other read and write is non-blocking by its flag (MSG_DONTWAIT).
+HOT_WAIT_SECONDS = 0.01
+_HOT_WAIT = struct.pack("ll", 0, int(HOT_WAIT_SECONDS * 1_000_000))
+_NOW = socket.MSG_DONTWAIT
 
 Responder = Callable[[Request], Response]
 
@@ -73,6 +80,7 @@ class Connection:
         "deadline",
         "expired",
         "fd",
+        "hot",
         "lock",
         "reader",
         "sock",
@@ -90,6 +98,7 @@ class Connection:
         self.reader = server.reader_factory(server.limits, client)
         self.deadline = now + server.limits.head_timeout  # the first request's first byte
         self.expired = False
+        self.hot = False  # it has just answered and waits for the next request, nothing half-read
         self._out = b""  # accepted for sending, not yet sent
         self._closing = False  # close once _out is sent
         self._linger = False  # ... after reading and dropping input for a moment
@@ -117,17 +126,18 @@ class Connection:
         self._closing, self._linger = True, linger
         return self._send_then_finish(encode_response("GET", status, headers, body, False), now)
 
-    def service(self) -> Interest:
+    def service(self, wait: bool = False) -> Interest:
         """Do what the socket's readiness allows; see `Channel`."""
         try:
-            return self._service(time.monotonic())
+            return self._service(time.monotonic(), wait)
         except OSError:  # reset, broken pipe: the client is gone
             return self.close()
         except Exception:
             LOGGER.exception("the connection from %s failed", self.client)
             return self.close()
 
-    def _service(self, now: float) -> Interest:
+    def _service(self, now: float, wait: bool) -> Interest:
+        self.hot = False
         if self.expired:
             return self._expire(now)
         if self._draining:
@@ -139,14 +149,15 @@ class Connection:
                 return self._finish(now)
             return self._answer(now)
         try:
-            data = self.sock.recv(RECV_BYTES)
+            data = self.sock.recv(RECV_BYTES, 0 if wait else _NOW)
         except (BlockingIOError, InterruptedError):
-            return Interest.READ  # woken for nothing; the deadline stands
+            return Interest.READ  # nothing came (or the wait ended); the deadline stands
         if not data:
             return self.close()  # the client closed; whatever was complete was answered
         try:
             self.reader.feed(data, now)
         except ProtocolError as error:
+            LOGGER.debug("refused a request from %s: %s %s", self.client, error.status, error)
             self._failure = error
         return self._answer(now)
 
@@ -175,6 +186,7 @@ class Connection:
             if not self._send(CONTINUE):
                 return self._blocked(now)
         self._read_deadline(now, answered)
+        self.hot = answered and self.reader.phase is Phase.IDLE
         return Interest.READ
 
     def _respond(self, request: Request) -> Response:
@@ -196,7 +208,7 @@ class Connection:
     def _send(self, data: bytes) -> bool:
         """Send in one call; False (the rest kept) when the client's window is full."""
         try:
-            sent = self.sock.send(data)
+            sent = self.sock.send(data, _NOW)
         except BlockingIOError:
             sent = 0
         if sent < len(data):
@@ -229,7 +241,7 @@ class Connection:
         """Read and drop what the client still sends until it closes (or the linger ends)."""
         for _ in range(DRAIN_READS):
             try:
-                if not self.sock.recv(RECV_BYTES):
+                if not self.sock.recv(RECV_BYTES, _NOW):
                     return self.close()
             except (BlockingIOError, InterruptedError):
                 return Interest.READ
@@ -262,7 +274,8 @@ class HttpServer:
 
     `limits` bounds what each client may send and how long it may take, and how many may be
     connected; `dispatcher` is the threading strategy (epoll's leader/follower on Linux);
-    `reader` frames requests (llhttp).
+    `reader` frames requests (llhttp). The process's soft limit on open files is raised, when
+    it is lower, so that the connection cap can be reached.
     """
 
     def __init__(
@@ -341,8 +354,8 @@ class HttpServer:
         return accepted, False
 
     def _open(self, sock: socket.socket, client: str) -> tuple[Channel, Interest]:
-        sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _HOT_WAIT)
         now = time.monotonic()
         with self._count_lock:
             admitted = self._admitted < self.limits.max_connections

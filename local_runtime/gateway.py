@@ -138,15 +138,20 @@ class ChaliceProxy:
             if any(entry.authorizer is not None for entry in entries.values())
         }
 
-    def __call__(self, request: Request) -> Response:
-        return self.respond(
-            request.method, request.target, request.headers, request.body or None, request.client
-        )
-
     def respond(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None, client: str
     ) -> Response:
         """Answer one request (origin-form target) as API Gateway would."""
+        return self(Request(method, target, headers, body or b"", True, client))
+
+    def __call__(self, request: Request) -> Response:
+        method, target, headers, client = (
+            request.method,
+            request.target,
+            request.headers,
+            request.client,
+        )
+        body = request.body or None
         method = "GET" if method == "HEAD" else method
         path, _, query = target.partition("?")
         if path != "/" and path.endswith("/"):

@@ -380,14 +380,31 @@ def _malformed(reason: str, version: str) -> ProtocolError:
 def encode_response(
     method: str, status: int, headers: dict[str, Any], body: bytes, keep_alive: bool
 ) -> bytes:
-    """The bytes of one response, head and body together, so it goes out in one send."""
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, '')}"]
-    headers.setdefault("Content-Type", "application/json")
-    headers["Content-Length"] = str(len(body))
-    if not keep_alive:
-        headers["Connection"] = "close"
+    """The bytes of one response, head and body together, so it goes out in one send.
+
+    Content-Length and Connection are the server's to set: the app's own are left out.
+    """
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n"]
     for name, value in headers.items():
-        for item in value if isinstance(value, list) else (value,):
-            lines.append(f"{name}: {item}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if name in _FRAMING or name.lower() in _FRAMING:
+            continue
+        if isinstance(value, list):
+            parts.extend(f"{name}: {item}\r\n" for item in value)
+        else:
+            parts.append(f"{name}: {value}\r\n")
+    if "Content-Type" not in headers:
+        parts.append("Content-Type: application/json\r\n")
+    parts.append(
+        f"Content-Length: {len(body)}\r\n\r\n"
+        if keep_alive
+        else f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    head = "".join(parts).encode("latin-1")
     return head if method == "HEAD" else head + body
+
+
+_STATUS_LINES = {code: f"HTTP/1.1 {code} {phrase}\r\n" for code, phrase in REASONS.items()}
+_FRAMING = frozenset(
+    {"content-length", "connection", "transfer-encoding"}
+    | {"Content-Length", "Connection", "Transfer-Encoding"}  # found without lower()
+)

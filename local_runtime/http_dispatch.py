@@ -10,7 +10,10 @@ and a few kilobytes, never a thread. Two strategies, the same contract:
   matters because the app's views block on MySQL and Redis. A timer thread enforces deadlines.
 - `SelectorDispatcher` (any platform; kqueue on macOS): one thread waits in a `selectors`
   selector and hands each ready connection to the pool through a queue; the pool thread hands
-  it back to be registered again. Two thread wake-ups per request more than epoll's way.
+  it back to be registered again: two more thread wake-ups each time a connection goes quiet.
+
+With either, a thread that has just answered stays with that connection for a few
+milliseconds (`HotSlots`), so a busy keep-alive client costs what a thread of its own would.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ class Channel(Protocol):
     """One client connection, as a dispatcher handles it.
 
     A dispatcher calls `service` only from the thread that owns the channel at that moment
-    (the one that received its readiness event), holding `lock`; `service` never blocks on
-    the socket and never raises. `expire` may be called on a channel nobody owns.
+    (the one that received its readiness event), holding `lock`; `service` never raises, and
+    blocks on the socket only when asked to wait (and then no longer than a few milliseconds).
+    `expire` may be called on a channel nobody owns.
     """
 
     fd: int
@@ -144,6 +148,13 @@ def serve_channel(channel: Channel, slots: HotSlots) -> Interest:
     return interest
 
 
+def _abandon(channel: Channel) -> None:
+    """Close a channel no dispatcher watches: expired, its next service closes it."""
+    with channel.lock:
+        channel.expire()
+        channel.service()
+
+
 def _join(threads: list[threading.Thread]) -> None:
     """Wait for the pool, but not for ever: a thread may be stuck inside a view."""
     deadline = time.monotonic() + JOIN_SECONDS
@@ -228,14 +239,22 @@ class EpollDispatcher:
 
     def _accept(self, acceptor: Acceptor) -> None:
         assert self._epoll is not None
-        accepted, exhausted = acceptor.accept()
-        for channel, interest in accepted:
-            if interest is not Interest.CLOSED:
-                self._epoll.register(channel.fd, _READ if interest is Interest.READ else _WRITE)
-        if exhausted:  # the timer re-arms the listener after a pause
-            self._resume_accept_at = time.monotonic() + ACCEPT_PAUSE_SECONDS
-        else:
-            self._epoll.modify(acceptor.listener.fileno(), _LISTEN)
+        exhausted = False
+        try:
+            accepted, exhausted = acceptor.accept()
+            for channel, interest in accepted:
+                if interest is not Interest.CLOSED:
+                    mask = _READ if interest is Interest.READ else _WRITE
+                    try:
+                        self._epoll.register(channel.fd, mask)
+                    except OSError:
+                        LOGGER.exception("cannot watch a new connection; it is closed")
+                        _abandon(channel)
+        finally:  # whatever happened, the listener is armed again
+            if exhausted:  # the timer re-arms it after a pause
+                self._resume_accept_at = time.monotonic() + ACCEPT_PAUSE_SECONDS
+            else:
+                self._epoll.modify(acceptor.listener.fileno(), _LISTEN)
 
     def _watch(self, acceptor: Acceptor) -> None:
         """The timer: wake each parked channel whose deadline passed.
@@ -366,7 +385,12 @@ class SelectorDispatcher:
         if interest is Interest.CLOSED:
             return
         events = selectors.EVENT_READ if interest is Interest.READ else selectors.EVENT_WRITE
-        selector.register(channel.sock, events, channel)
+        try:
+            selector.register(channel.sock, events, channel)
+        except (OSError, ValueError):
+            LOGGER.exception("cannot watch a connection; it is closed")
+            _abandon(channel)
+            return
         parked[channel.fd] = channel
 
     def _drain_wake(self) -> None:

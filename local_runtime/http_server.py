@@ -124,7 +124,10 @@ class Connection:
         status, headers, body = error.response()
         headers["Retry-After"] = str(limits.retry_after)
         self._closing, self._linger = True, linger
-        return self._send_then_finish(encode_response("GET", status, headers, body, False), now)
+        try:
+            return self._send_then_finish(encode_response("GET", status, headers, body, False), now)
+        except OSError:  # gone already
+            return self.close()
 
     def service(self, wait: bool = False) -> Interest:
         """Do what the socket's readiness allows; see `Channel`."""
@@ -350,7 +353,10 @@ class HttpServer:
                     LOGGER.warning("cannot accept connections for now: %s", exc)
                     return accepted, True
                 raise
-            accepted.append(self._open(sock, address[0] if address else "127.0.0.1"))
+            try:
+                accepted.append(self._open(sock, address[0] if address else "127.0.0.1"))
+            except OSError:  # reset before we could set it up
+                sock.close()
         return accepted, False
 
     def _open(self, sock: socket.socket, client: str) -> tuple[Channel, Interest]:

@@ -39,6 +39,11 @@ def make_app() -> Chalice:
     def item(item: str) -> Response:
         return Response({"item": item}, headers={"Set-Cookie": ["a=1", "b=2"]})
 
+    @app.route("/framing")
+    def framing() -> Response:
+        """Headers that are the server's to set, set wrongly by the app."""
+        return Response({"ok": True}, headers={"content-length": "999", "Connection": "upgrade"})
+
     @app.route("/tickets", methods=["GET", "POST"], content_types=["application/json"])
     def tickets() -> dict[str, object]:
         if app.current_request.method == "POST":

@@ -273,3 +273,18 @@ def test_every_dispatcher_serves_keep_alive_and_stops_with_connections_open(disp
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - started < 5
     assert idle.closed() and client.closed()
+
+
+def test_framing_headers_set_by_the_app_never_reach_the_wire(server):
+    client = connect(server)
+    client.send(b"GET /framing HTTP/1.1\r\nHost: x\r\n\r\nGET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = client.file.readline()
+    lines = []
+    while (line := client.file.readline()) != b"\r\n":
+        lines.append(line.decode().strip().lower())
+    body = client.file.read(int(next(v for v in lines if v.startswith("content-length:"))[15:]))
+    assert head.startswith(b"HTTP/1.1 200") and json.loads(body) == {"ok": True}
+    assert [v for v in lines if v.startswith(("content-length:", "connection:"))] == [
+        f"content-length: {len(body)}"
+    ]
+    assert client.json() == (200, {"item": "1"})  # the framing held: the next answer follows

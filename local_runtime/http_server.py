@@ -170,7 +170,11 @@ class Connection:
         answered = False
         while requests:
             request = requests.popleft()
-            status, headers, body = self._respond(request)
+            try:
+                status, headers, body = self._server.responder(request)
+            except Exception:  # the server must outlive any request
+                LOGGER.exception("%s %s failed in the gateway", request.method, request.target)
+                status, headers, body = 500, {}, INTERNAL_ERROR
             self._closing = not request.keep_alive
             self._linger = self._closing and self.reader.trailing
             data = encode_response(request.method, status, headers, body, request.keep_alive)
@@ -191,13 +195,6 @@ class Connection:
         self._read_deadline(now, answered)
         self.hot = answered and self.reader.phase is Phase.IDLE
         return Interest.READ
-
-    def _respond(self, request: Request) -> Response:
-        try:
-            return self._server.responder(request)
-        except Exception:  # the server must outlive any request
-            LOGGER.exception("%s %s failed in the gateway", request.method, request.target)
-            return 500, {"Content-Type": "application/json"}, INTERNAL_ERROR
 
     def _read_deadline(self, now: float, answered: bool) -> None:
         limits, reader = self._server.limits, self.reader

@@ -8,12 +8,15 @@ import selectors
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import parse_qs
 
 import pytest
 from chalice.app import Chalice
 from chalice.local import LocalGateway
+from hypothesis import given
+from hypothesis import strategies as st
 
-from local_runtime.gateway import GatewayServer, serve
+from local_runtime.gateway import GatewayServer, multi_value_query, serve
 from local_runtime.http11 import Limits
 from local_runtime.http_dispatch import EpollDispatcher, SelectorDispatcher
 from tests.gateway.app import make_app
@@ -288,3 +291,8 @@ def test_framing_headers_set_by_the_app_never_reach_the_wire(server):
         f"content-length: {len(body)}"
     ]
     assert client.json() == (200, {"item": "1"})  # the framing held: the next answer follows
+
+
+@given(st.text(alphabet="ab=&%+;2 é", min_size=1, max_size=12))
+def test_the_query_string_is_parsed_as_parse_qs_does(query):
+    assert multi_value_query(query) == parse_qs(query, keep_blank_values=True)

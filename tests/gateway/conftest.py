@@ -30,6 +30,11 @@ class Gateway:
     def threads(self) -> int:
         return psutil.Process(self.process.pid).num_threads()
 
+    def peers(self) -> set[tuple[str, int]]:
+        """The client addresses of the server's open TCP connections."""
+        connections = psutil.Process(self.process.pid).net_connections("tcp")
+        return {(c.raddr.ip, c.raddr.port) for c in connections if c.raddr}
+
     def rss_mb(self) -> float:
         return psutil.Process(self.process.pid).memory_info().rss / 2**20
 

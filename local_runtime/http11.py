@@ -70,8 +70,13 @@ class ProtocolError(Exception):
         self.code = code
 
     def response(self) -> Response:
-        body = json.dumps({"code": self.code, "message": str(self)}).encode()
-        return self.status, {"Content-Type": "application/json"}, body
+        return error_response(self.status, self.code, str(self))
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The server's own answers: JSON with a stable code and a message a person can act on."""
+    body = json.dumps({"code": code, "message": message}).encode()
+    return status, {"Content-Type": "application/json"}, body
 
 
 def bad_request(message: str) -> ProtocolError:

@@ -39,6 +39,7 @@ from local_runtime.http11 import (
     RequestReader,
     Response,
     encode_response,
+    error_response,
 )
 from local_runtime.http_dispatch import Channel, Dispatcher, Interest, default_dispatcher
 
@@ -55,7 +56,7 @@ INTERNAL_ERROR = b'{"code":"INTERNAL_ERROR","message":"the gateway failed"}'
 # request (see `http_dispatch`); the kernel enforces it (SO_RCVTIMEO), so the wait costs no
 # poll(). Every other read and write is non-blocking by its flag (MSG_DONTWAIT).
 HOT_WAIT_SECONDS = 0.01
-_HOT_WAIT = struct.pack("ll", 0, int(HOT_WAIT_SECONDS * 1_000_000))
+_HOT_WAIT = struct.pack("ll", 0, int(HOT_WAIT_SECONDS * 1_000_000))  # struct timeval, LP64
 _NOW = socket.MSG_DONTWAIT
 
 Responder = Callable[[Request], Response]
@@ -66,7 +67,11 @@ class ReaderFactory(Protocol):
 
 
 class Connection:
-    """One client connection: read, frame, answer in order, write; never blocks a thread."""
+    """One client connection: read, frame, answer in order, write.
+
+    Any pool thread can advance it; it holds a thread only while a request is being answered
+    (or, asked to, for the few milliseconds of a wait for the next one).
+    """
 
     __slots__ = (
         "_closing",
@@ -120,8 +125,7 @@ class Connection:
             f"the server has {limits.max_connections} open connections, its limit; "
             f"retry in {limits.retry_after} s"
         )
-        error = ProtocolError(503, "TOO_MANY_CONNECTIONS", message)
-        status, headers, body = error.response()
+        status, headers, body = error_response(503, "TOO_MANY_CONNECTIONS", message)
         headers["Retry-After"] = str(limits.retry_after)
         self._closing, self._linger = True, linger
         try:

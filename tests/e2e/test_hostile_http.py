@@ -16,27 +16,9 @@ from tests.helpers import TEST_URLS
 
 pytestmark = pytest.mark.e2e
 
-# What the gateway and the API still get wrong; each is being fixed, and each entry goes when
-# its fix lands (strict: a probe that starts passing fails here until its entry is removed).
-FRAMING_DEFECTS = {
-    "CL then TE": "chunked wins over Content-Length and the hidden request runs",
-    "TE then CL": "chunked wins over Content-Length and the hidden request runs",
-    "TE notchunked": "any Transfer-Encoding containing 'chunked' is read as chunked",
-    "TE chunked, x": "a coding after chunked is ignored and the hidden request runs",
-    "chunk size -1": "a negative chunk size reads the body to EOF, without limit",
-    "chunk size -5": "a negative chunk size crashes the connection's handler",
-    "chunk size 0x prefix": "int(size, 16) accepts a 0x prefix",
-    "chunk size with _": "int(size, 16) accepts an underscore",
-    "Content-Length: \xb2": "str.isdigit() accepts '²', then int() raises in the handler",
-    "bare CR in a header": "a bare CR inside a header value is accepted",
-    "NUL in a header": "a NUL inside a header value is accepted",
-    "target without /": "an origin-form target without its slash is answered, keep-alive",
-    "target with #fragment": "a fragment in the target is accepted",
-    "target with a control byte": "a control byte in the target is accepted",
-    "target with DEL": "DEL in the target is accepted",
-    "target with a non-ASCII byte": "a non-ASCII byte in the target is accepted",
-    "asterisk target on POST": "an asterisk-form target on POST is answered, keep-alive",
-}
+# What the gateway and the API still get wrong, if anything: each entry is a strict expected
+# failure, so a probe that starts passing fails here until its entry is removed.
+FRAMING_DEFECTS: dict[str, str] = {}
 MONEY_DEFECTS: dict[str, str] = {}
 FRAMING = hostile.framing_probes(hostile.cycle_ages())
 MONEY = hostile.money_probes()

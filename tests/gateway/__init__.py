@@ -1,0 +1,1 @@
+"""The HTTP gateway as a client sees it: a real server process driven over raw sockets."""

@@ -62,5 +62,8 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # a synchronous invocation's payload, so an
 # though the function's own timeout may be up to 15.
 MQ_INVOCATION_WAIT_SECONDS = 840
 
+# API Gateway (REST): the largest request payload it passes to a function.
+MAX_API_PAYLOAD_BYTES = 10 * 1024 * 1024
+
 # The local runtime's own knob: how many execution environments one mapping may use.
 MAX_LOCAL_CONCURRENCY = 64

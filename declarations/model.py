@@ -36,6 +36,9 @@ class Function:
     layers: tuple[Path, ...] = ()  # local layer folders, their python/ put on sys.path
     logging: Logging = field(default_factory=Logging)
     concurrency: int = 1  # execution environments per mapping, locally (Metadata.LocalRuntime)
+    # Bodies larger than this are refused before they are read (Metadata.LocalRuntime); None:
+    # API Gateway's own payload limit.
+    max_body_bytes: int | None = None
 
     @property
     def handler_module(self) -> str:

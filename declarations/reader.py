@@ -354,7 +354,12 @@ def _function(reading: _Reading, logical_id: str) -> Function:
         description=str(reading.value(logical_id, "Description", "")),
         layers=_layers(reading, logical_id),
         logging=_logging(reading, logical_id),
-        concurrency=_concurrency(reading, logical_id),
+        concurrency=_local_option(
+            reading, logical_id, "Concurrency", 1, limits.MAX_LOCAL_CONCURRENCY
+        ),
+        max_body_bytes=_local_option(
+            reading, logical_id, "MaxBodyBytes", None, limits.MAX_API_PAYLOAD_BYTES
+        ),
     )
 
 
@@ -527,24 +532,26 @@ def _logging(reading: _Reading, logical_id: str) -> Logging:
     )
 
 
-def _concurrency(reading: _Reading, logical_id: str) -> int:
-    """`Metadata: {LocalRuntime: {Concurrency: n}}`: execution environments per mapping here;
-    AWS runs one per Amazon MQ mapping, so more is a local divergence the user asks for."""
+def _local_option(
+    reading: _Reading, logical_id: str, key: str, default: int | None, high: int
+) -> Any:
+    """`Metadata: {LocalRuntime: {Concurrency: n, MaxBodyBytes: n}}`: what only the local
+    runtime reads. Concurrency is execution environments per mapping here (AWS runs one per
+    Amazon MQ mapping, so more is a divergence the user asks for); MaxBodyBytes refuses larger
+    request bodies before they are read (the app's own limit, as its API answers it)."""
     metadata = reading.resources[logical_id].get("Metadata", {}) or {}
     options = metadata.get(METADATA_KEY, {}) if isinstance(metadata, dict) else {}
     where = reading.where(logical_id, f"Metadata.{METADATA_KEY}")
     if not isinstance(options, dict):
         raise TemplateError(where, "must be a mapping")
-    unknown = sorted(set(options) - {"Concurrency"})
+    unknown = sorted(set(options) - {"Concurrency", "MaxBodyBytes"})
     if unknown:
-        raise TemplateError(f"{where}.{unknown[0]}", "unknown key (known: Concurrency)")
-    return _whole_value(
-        f"{where}.Concurrency",
-        options.get("Concurrency", 1),
-        1,
-        limits.MAX_LOCAL_CONCURRENCY,
-        "environments",
-    )
+        raise TemplateError(
+            f"{where}.{unknown[0]}", "unknown key (known: Concurrency, MaxBodyBytes)"
+        )
+    if key not in options:
+        return default
+    return _whole_value(f"{where}.{key}", options[key], 1, high, "")
 
 
 # --- event source mappings ------------------------------------------------------------------

@@ -278,34 +278,51 @@ def _api_command(args: argparse.Namespace) -> list[str]:
 
 
 def _serve_api(args: argparse.Namespace, project: Project, site: Site) -> int:
-    """The API's own process: API Gateway in front of the template's API function."""
-    from local_runtime import gateway
+    """The API's own process: API Gateway in front of the template's routes. A Chalice app
+    among the functions runs in this process (it then is that function's execution
+    environment: its variables, its folder); any other proxy handler in execution environments
+    of its own."""
+    from local_runtime import chalice_app, gateway
+    from local_runtime.api_routes import FunctionRoutes
     from local_runtime.environment import lambda_environment
-    from local_runtime.supervisor import (
-        API_THREADS_VARIABLE,
-        api_functions,
-        install_stop_signals,
-    )
+    from local_runtime.http11 import Limits
+    from local_runtime.http_server import HttpServer
+    from local_runtime.supervisor import API_THREADS_VARIABLE, api_functions, install_stop_signals
 
     functions = api_functions(project)
-    if len(functions) != 1:
-        raise TemplateError(
-            str(project.template),
-            f"one function must serve the API locally, found {len(functions)}: "
-            + ", ".join(f.logical_id for f in functions),
-        )
-    (function,) = functions
-    # This process is the API function's execution environment: its variables, its folder.
-    environment = lambda_environment(function, site)
-    os.environ.clear()
-    os.environ.update(environment)
-    os.environ[API_THREADS_VARIABLE] = str(gateway.REQUEST_THREADS)
+    chalice = [
+        f
+        for f in functions
+        if chalice_app.probe(f.code_dir, f.handler, lambda_environment(f, site)).is_chalice
+    ]
+    if len(chalice) > 1:
+        names = ", ".join(f.logical_id for f in chalice)
+        raise TemplateError(str(project.template), f"one Chalice app can be served, found {names}")
+    declared = [f.max_body_bytes for f in functions if f.max_body_bytes is not None]
+    limits = Limits(max_body_bytes=max(declared)) if declared else Limits()
     received = install_stop_signals(args.parent_pid)
-    app = gateway.load_app(function.code_dir, function.handler_module, function.handler_function)
-    server, _ = gateway.serve(app, args.host, args.port, function=function)
+    routes = [(route, project.functions[route.function]) for route in project.routes]
+    server: HttpServer
+    if chalice:
+        (function,) = chalice
+        # This process is the Chalice function's execution environment.
+        environment = lambda_environment(function, site)
+        os.environ.clear()
+        os.environ.update(environment)
+        os.environ[API_THREADS_VARIABLE] = str(gateway.REQUEST_THREADS)
+        app = gateway.load_app(
+            function.code_dir, function.handler_module, function.handler_function
+        )
+        server, _ = gateway.serve(app, args.host, args.port, limits=limits, function=function)
+        if len(functions) > 1:  # other functions' routes beside the app's
+            server.responder = FunctionRoutes(routes, site, server.responder, function.logical_id)
+    else:
+        server = gateway.serve_routes(FunctionRoutes(routes, site), args.host, args.port, limits)
     received.wait()
     server.shutdown()
     server.server_close()
+    if isinstance(server.responder, FunctionRoutes):
+        server.responder.stop()
     return 0
 
 

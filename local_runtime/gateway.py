@@ -51,7 +51,7 @@ from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 from declarations.model import Function
 from local_runtime.http11 import Limits, Request, Response
 from local_runtime.http_dispatch import Dispatcher, default_dispatcher
-from local_runtime.http_server import HttpServer
+from local_runtime.http_server import HttpServer, Responder
 
 LOGGER = logging.getLogger(__name__)
 REQUEST_THREADS = 64  # the pool that serves every connection: at most this many requests at once
@@ -287,3 +287,13 @@ def serve(
     thread.start()
     LOGGER.info("API listening on http://%s:%d", host, server.server_address[1])
     return server, thread
+
+
+def serve_routes(
+    responder: Responder, host: str, port: int, limits: Limits | None = None
+) -> HttpServer:
+    """Serve any responder (a template's routes) in a background thread, as serve() does."""
+    server = HttpServer((host, port), responder, limits, default_dispatcher(REQUEST_THREADS))
+    threading.Thread(target=server.serve_forever, name="api-gateway", daemon=True).start()
+    LOGGER.info("API listening on http://%s:%d", host, server.server_address[1])
+    return server

@@ -37,7 +37,9 @@ class Limits:
     send_timeout: float = 30.0  # a client that does not read its answer for this long
     linger: float = 2.0  # after an error answer, input is read and dropped for this long
     retry_after: int = 1  # seconds, told to a client refused over the connection cap
-    max_body_bytes: int = 16 * 1024  # the API's own limit; larger bodies are refused unread
+    # Larger bodies are refused unread: API Gateway's payload limit, or the function's own
+    # (Metadata: LocalRuntime: MaxBodyBytes in its template).
+    max_body_bytes: int = 10 * 1024 * 1024
     max_target_bytes: int = 8 * 1024
     max_head_bytes: int = 32 * 1024  # request line and header fields together
     max_headers: int = 100

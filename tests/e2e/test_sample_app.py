@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from typing import Any
 import pika
 import pytest
 
+from tests.e2e.conftest import free_port
 from tests.helpers import ROOT, delete_vhost, ensure_vhost
 from tests.runtime.conftest import wait_until
 
@@ -35,6 +38,14 @@ class SampleApp:
     amqp_url: str
     out_file: Path
     log: Path
+    port: int
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def records(self) -> list[dict[str, Any]]:
         if not self.out_file.exists():
@@ -60,6 +71,7 @@ def sample(tmp_path_factory) -> Iterator[SampleApp]:
     connection.channel().queue_declare("shop.orders", durable=True)  # the team's own set-up
     connection.close()
     folder = tmp_path_factory.mktemp("sample")
+    port = free_port()
     out_file, log = folder / "out.jsonl", folder / "runtime.log"
     env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "MYSQL_URL", "REDIS_URL")}
     with log.open("wb") as output:
@@ -77,16 +89,18 @@ def sample(tmp_path_factory) -> Iterator[SampleApp]:
                 "--parameter-overrides",
                 f"OutFile={out_file} Stage=prod",
                 "start",
-                "--no-api",
+                "--port",
+                str(port),
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=folder,
         )
-    app = SampleApp(process, amqp_url, out_file, log)
+    app = SampleApp(process, amqp_url, out_file, log, port)
     try:
         wait_until(lambda: "consuming shop.orders" in log.read_text(), timeout=60)
+        wait_until(lambda: "API listening" in log.read_text(), timeout=60)
         yield app
     finally:
         process.send_signal(signal.SIGTERM)
@@ -160,3 +174,10 @@ def test_disable_and_enable_switch_a_mapping_of_the_running_runtime(sample):
         lambda: any("o-while-disabled" in r.get("orders", []) for r in sample.records()),
         timeout=20,
     )
+
+
+def test_its_proxy_handler_answers_through_api_gateways_rest_event(sample):
+    status, body = sample.get("/hello/ada")
+    assert (status, body) == (200, {"hello": "ada", "method": "GET"})
+    assert sample.get("/nowhere")[0] == 404, "no route: API Gateway's answer"
+    assert "[HelloFunction] START RequestId:" in sample.log.read_text()

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dispatcher", choices=("epoll", "selector"), default="epoll")
     parser.add_argument("--workers", type=int, default=64)
-    limits = Limits()
+    limits = Limits(max_body_bytes=16 * 1024)  # as the credit API declares its own limit
     for name, value in vars(limits).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args(argv))

@@ -25,7 +25,7 @@ from tests.gateway.client import RawClient
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[GatewayServer]:
-    running, _ = serve(make_app(), port=0)
+    running, _ = serve(make_app(), port=0, limits=Limits(max_body_bytes=16 * 1024))
     yield running
     running.shutdown()
     running.server_close()

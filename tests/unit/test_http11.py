@@ -102,7 +102,11 @@ def test_an_absolute_target_becomes_origin_form_and_names_the_host():
         ),
         (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED"),
         (b"GET /" + b"a" * 9000, 414, "URI_TOO_LONG"),
-        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 16385\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10485761\r\n\r\n",
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
         (
             b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             501,

@@ -2,9 +2,10 @@
 
 Parameters take their override or their Default; pseudo parameters come from the chosen
 region, account and stack name; `Ref` and `Fn::GetAtt` of a resource give the name or ARN the
-resource has locally. What cannot have a local value (`Fn::ImportValue`, `Fn::Cidr`, a
-parameter without Default or override) is an error naming where it was met, raised only when
-a value the runtime needs depends on it.
+resource has locally; `Fn::ImportValue` takes the value given for its export name (another
+stack's output has no local value otherwise). What cannot have a local value (an export not
+given, `Fn::Cidr`, a parameter without Default or override) is an error naming where it was
+met, raised only when a value the runtime needs depends on it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Resolver:
     parameters: Mapping[str, Any]
     ref: Callable[[str], Any]
     get_att: Callable[[str, str], Any]
+    exports: Mapping[str, str] = field(default_factory=dict)
     _conditions: dict[str, bool] = field(default_factory=dict)
 
     def resolve(self, value: Any, where: str) -> Any:
@@ -254,6 +256,14 @@ def _unresolvable(resolver: Resolver, argument: Any, where: str) -> Any:
     )
 
 
+def _import_value(resolver: Resolver, argument: Any, where: str) -> str:
+    name = resolver.text(argument, where)
+    if name not in resolver.exports:
+        hint = f"give it with --import-value {name}=VALUE"
+        raise TemplateError(where, f"the export {name!r} has no local value: {hint}")
+    return resolver.exports[name]
+
+
 def _conditions(resolver: Resolver, argument: Any, where: str) -> list[Any]:
     if not isinstance(argument, list) or not 2 <= len(argument) <= 10:
         raise TemplateError(where, "takes a list of 2 to 10 conditions")
@@ -291,7 +301,7 @@ _FUNCTIONS: dict[str, Callable[[Resolver, Any, str], Any]] = {
     "Fn::FindInMap": _find_in_map,
     "Fn::Base64": _base64,
     "Fn::GetAZs": _get_azs,
-    "Fn::ImportValue": _unresolvable,
+    "Fn::ImportValue": _import_value,
     "Fn::Cidr": _unresolvable,
     "Fn::Transform": _unresolvable,
     "Fn::ToJsonString": lambda r, a, w: json.dumps(r.resolve(a, w), separators=(",", ":")),

@@ -148,10 +148,12 @@ def read(
     account: str | None = None,
     stack_name: str | None = None,
     cache_dir: Path | None = None,
+    exports: Mapping[str, str] | None = None,
 ) -> Project:
     """Read a template (or a folder holding template.yaml) into a Project.
 
-    `parameters` override the template's parameter defaults, as `--parameter-overrides` does.
+    `parameters` override the template's parameter defaults, as `--parameter-overrides` does;
+    `exports` are the values `Fn::ImportValue` takes, by export name (other stacks' outputs).
     Inline and zipped code is unpacked under `cache_dir` (default: the system's temp folder).
     """
     document = load(path)
@@ -166,7 +168,9 @@ def read(
         cache_dir or Path(tempfile.gettempdir()) / "local-runtime-code",
         warnings=list(expanded.warnings),
     )
-    reading.resolver = Resolver(reading.body, stack, values, _ref(reading), _get_att(reading))
+    reading.resolver = Resolver(
+        reading.body, stack, values, _ref(reading), _get_att(reading), dict(exports or {})
+    )
     functions = {lid: _function(reading, lid) for lid in reading.of_type(FUNCTION)}
     for logical_id, function in functions.items():
         reading.names[function.name] = logical_id

@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         "may repeat)",
     )
     parser.add_argument(
+        "--import-value",
+        action="append",
+        default=[],
+        metavar="EXPORT=VALUE",
+        help="the value Fn::ImportValue gives for another stack's export (may repeat)",
+    )
+    parser.add_argument(
         "--env-vars",
         type=Path,
         help="JSON file of environment variable values in SAM CLI's format: "
@@ -186,9 +193,16 @@ def _project(args: argparse.Namespace) -> Project:
         if not sep:
             raise TemplateError("--parameter-overrides", f"takes NAME=VALUE, got {item!r}")
         overrides[name] = value
+    exports: dict[str, str] = {}
+    for item in args.import_value:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise TemplateError("--import-value", f"takes EXPORT=VALUE, got {item!r}")
+        exports[name] = value
     return read(
         args.template,
         parameters=overrides,
+        exports=exports,
         region=_region(args),
         account=args.account_id,
         stack_name=args.stack_name,
@@ -267,6 +281,8 @@ def _api_command(args: argparse.Namespace) -> list[str]:
     command += ["--stack-name", args.stack_name, "--region", _region(args)]
     for option in args.parameter_overrides:
         command += ["--parameter-overrides", option]
+    for item in args.import_value:
+        command += ["--import-value", item]
     if args.env_vars is not None:
         command += ["--env-vars", str(args.env_vars)]
     if args.verbose:

@@ -114,9 +114,13 @@ def lambda_function(request: pytest.FixtureRequest) -> Iterator[Callable[..., De
     default = Path(request.config.rootpath) / request.config.getini("local_runtime_template")
 
     def start(
-        name: str, template: Path | str | None = None, env_vars: dict[str, str] | None = None
+        name: str,
+        template: Path | str | None = None,
+        env_vars: dict[str, str] | None = None,
+        parameters: dict[str, str] | None = None,
+        exports: dict[str, str] | None = None,
     ) -> DeclaredFunction:
-        project = read(template or default)
+        project = read(template or default, parameters=parameters, exports=exports)
         function = project.function(name)
         site = Site(project.region, project.account, env_vars={"Parameters": env_vars or {}})
         output = io.StringIO()

@@ -343,6 +343,31 @@ Resources:
     assert read(path, parameters={"Secret": "s"}).function("Orders").environment == {"SECRET": "s"}
 
 
+def test_an_imported_value_comes_from_the_exports_given_and_is_named_when_missing(tmp_path):
+    path = template(
+        tmp_path,
+        HEADER
+        + """\
+Resources:
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src
+      Handler: app.handler
+      Runtime: python3.11
+      Environment:
+        Variables:
+          TABLE: !ImportValue shared-orders-table
+          BUS: {"Fn::ImportValue": !Sub "${AWS::StackName}-bus"}
+""",
+    )
+    with pytest.raises(TemplateError, match="the export 'shared-orders-table' has no local value"):
+        read(path)
+    exports = {"shared-orders-table": "orders", "local-bus": "bus-1"}
+    environment = read(path, exports=exports).function("Orders").environment
+    assert environment == {"TABLE": "orders", "BUS": "bus-1"}
+
+
 def test_conditions_drop_resources_and_pick_values(tmp_path):
     path = template(
         tmp_path,

@@ -88,6 +88,8 @@ def sample(tmp_path_factory) -> Iterator[SampleApp]:
                 amqp_url,
                 "--parameter-overrides",
                 f"OutFile={out_file} Stage=prod",
+                "--import-value",
+                "shop-greeting=hello",
                 "start",
                 "--port",
                 str(port),

@@ -283,3 +283,16 @@ def test_redrive_moves_what_it_can_and_names_each_message_it_left(broker, amqp_u
     ]
     assert [body for _, _, body in broker.get_all(queue)] == [b"good"]
     assert [body for _, _, body in broker.get_all(f"{queue}.dlq")] == [b"poison"]
+
+
+def test_a_template_importing_another_stacks_output_needs_its_value_on_the_command_line():
+    sample = ROOT / "tests" / "sample_app"
+    refused = cli("list", template=sample)
+    assert refused.returncode == 2
+    assert "the export 'shop-greeting' has no local value" in refused.stderr
+    assert "--import-value shop-greeting=VALUE" in refused.stderr
+    bad = cli("--import-value", "shop-greeting", "list", template=sample)
+    assert bad.returncode == 2 and "takes EXPORT=VALUE" in bad.stderr
+    listed = cli("--import-value", "shop-greeting=hi", "list", template=sample)
+    assert listed.returncode == 0, listed.stderr
+    assert "HelloFunction" in listed.stdout

@@ -1,6 +1,7 @@
-"""Says hello to whoever the path names (API Gateway's REST proxy event, payload 1.0)."""
+"""Greets whoever the path names (API Gateway's REST proxy event, payload 1.0)."""
 
 import json
+import os
 
 
 def handler(event, context):
@@ -8,5 +9,5 @@ def handler(event, context):
     return {
         "statusCode": 200,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"hello": name, "method": event["httpMethod"]}),
+        "body": json.dumps({os.environ["GREETING"]: name, "method": event["httpMethod"]}),
     }

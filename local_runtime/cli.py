@@ -14,7 +14,7 @@ from typing import Any
 import pika
 
 from declarations.errors import TemplateError
-from declarations.model import Project
+from declarations.model import MqSource, Project
 from declarations.reader import read
 from local_runtime import control, priority
 from local_runtime.brokers import BrokerMap, BrokerMapError
@@ -121,13 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser(
         "generate-event", help="print an aws:rmq event for a message body"
     )
-    generate.add_argument("--queue", default="test")
-    generate.add_argument("--virtual-host", default="/")
     generate.add_argument(
-        "--body",
-        default='{"ticket": "00000000-0000-4000-8000-000000000000"}',
-        help="message body (text)",
+        "--function",
+        help="take the queue, virtual host and broker ARN from this function's MQ event "
+        "in the template",
     )
+    generate.add_argument("--queue", help="the queue (default: the function's, else 'test')")
+    generate.add_argument("--virtual-host", help="the virtual host (default: the event's, or /)")
+    generate.add_argument("--body", default="{}", help="message body (text)")
     generate.add_argument("--body-file", type=Path, help="read the body from a file instead")
     generate.add_argument(
         "--header",
@@ -401,11 +402,30 @@ def cmd_generate_event(args: argparse.Namespace) -> int:
         delivery_mode=2,
         message_id=args.message_id,
     )
+    queue, virtual_host = args.queue or "test", args.virtual_host or "/"
     arn = broker_arn("127.0.0.1", 5672, _region(args), args.account_id)
+    if args.function:
+        source = _source_of(_project(args), args.function, args.queue)
+        queue, arn = source.queue, source.broker.arn
+        virtual_host = args.virtual_host or source.virtual_host or "/"
     delivery = Delivery(body, properties, args.redelivered)
-    event = build_event(args.queue, [delivery], arn, args.virtual_host)
+    event = build_event(queue, [delivery], arn, virtual_host)
     print(json.dumps(event, indent=2))
     return 0
+
+
+def _source_of(project: Project, name: str, queue: str | None) -> MqSource:
+    """The function's MQ event: its only one, or the one on `queue`."""
+    function = project.function(name)
+    declared = project.sources_of(function.logical_id)
+    sources = [source for source in declared if queue in (None, source.queue)]
+    if len(sources) == 1:
+        return sources[0]
+    if not declared:
+        problem = "has no MQ event"
+    else:
+        problem = f"has MQ events on {', '.join(s.queue for s in declared)}: name one with --queue"
+    raise TemplateError(str(project.template), f"{function.logical_id} {problem}")
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:

@@ -296,3 +296,19 @@ def test_a_template_importing_another_stacks_output_needs_its_value_on_the_comma
     listed = cli("--import-value", "shop-greeting=hi", "list", template=sample)
     assert listed.returncode == 0, listed.stderr
     assert "HelloFunction" in listed.stdout
+
+
+def test_generate_event_for_a_function_takes_its_queue_and_broker_from_the_template():
+    sample = ROOT / "tests" / "sample_app"
+    given = ("--import-value", "shop-greeting=hi", "generate-event")
+    result = cli(
+        *given, "--function", "OrdersFunction", "--body", '{"kind": "order"}', template=sample
+    )
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert list(event["rmqMessagesByQueue"]) == ["shop.orders::/"]
+    assert event["eventSourceArn"] == (
+        "arn:aws:mq:eu-west-1:123456789012:broker:shop:b-5f1c9f0e-3a43-4c0b-8f7e-0d4a2b6c9e11"
+    )
+    none = cli(*given, "--function", "HelloFunction", template=sample)
+    assert none.returncode == 2 and "HelloFunction has no MQ event" in none.stderr
